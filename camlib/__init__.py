@@ -1,0 +1,31 @@
+"""camlib: explanation methods for convolutional networks, exact and tested.
+
+The methods (CAM family and pixel attributions), their result types and the explicit
+post-processing live at the top level; data, models, metrics, axioms and plotting are
+submodules. ``camlib.widgets``, ``camlib.exercises`` and ``camlib.figures`` serve the
+notebooks and are imported on demand.
+"""
+
+from . import axioms, data, metrics, models, plotting
+from .cam_family import *  # noqa: F401,F403
+from .cam_family import __all__ as _cam_all
+from .pixel import *  # noqa: F401,F403
+from .pixel import __all__ as _pixel_all
+from .postprocess import *  # noqa: F401,F403
+from .postprocess import __all__ as _post_all
+from .results import Attribution, CamResult
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CamResult",
+    "Attribution",
+    *_cam_all,
+    *_pixel_all,
+    *_post_all,
+    "axioms",
+    "data",
+    "metrics",
+    "models",
+    "plotting",
+]

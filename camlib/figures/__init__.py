@@ -1,0 +1,1 @@
+"""Key figures of the course, one module per notebook."""
