@@ -1,0 +1,139 @@
+"""The project's own promises: environment files agree, notebooks are committed cleared and
+follow the course skeleton, the README documents what exists, CI calls the README command."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+from packaging.version import Version
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+CONDA_TO_PYPI = {"pytorch": "torch"}
+SKELETON = [
+    "Learning objectives",
+    "Intuition",
+    "The mathematics",
+    "Build it from scratch",
+    "Check it against camlib",
+    "Explore it",
+    "Exercises",
+    "Summary",
+    "References",
+]
+
+
+def _pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def _requirements(specs: list[str]) -> dict[str, str]:
+    reqs = [Requirement(spec) for spec in specs]
+    return {r.name.lower(): str(r.specifier) for r in reqs}
+
+
+def test_environment_yml_agrees_with_pyproject():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    assert env["name"] == "explaining-cnns"
+    assert env["channels"] == ["conda-forge"]
+    conda_specs, pip_section = [], None
+    for item in env["dependencies"]:
+        if isinstance(item, dict):
+            pip_section = item["pip"]
+        else:
+            conda_specs.append(item)
+    conda = {}
+    for spec in conda_specs:
+        req = Requirement(spec)
+        conda[CONDA_TO_PYPI.get(req.name, req.name).lower()] = str(req.specifier)
+    project = _pyproject()["project"]
+    assert conda.pop("python") == project["requires-python"]
+    assert conda.pop("pip") == ""
+    assert conda == _requirements(project["dependencies"]), "environment.yml and pyproject.toml disagree"
+    assert pip_section == ['-e ".[test]"'] or pip_section == ["-e .[test]"], pip_section
+
+
+def test_constraints_pin_every_dependency_within_its_bounds():
+    pins = {}
+    for line in (ROOT / "requirements" / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[name.lower().replace("_", "-")] = Version(version)
+    project = _pyproject()["project"]
+    specs = project["dependencies"] + project["optional-dependencies"]["test"]
+    for spec in specs:
+        req = Requirement(spec)
+        if req.marker is not None and not req.marker.evaluate():
+            continue
+        name = req.name.lower().replace("_", "-")
+        assert name in pins, f"{name} is not pinned in requirements/constraints.txt (run python3 course.py lock)"
+        assert pins[name] in req.specifier, f"{name}=={pins[name]} violates {req.specifier}"
+
+
+def test_there_are_eight_notebooks():
+    assert [p.name[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(8)]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_committed_cleared(path):
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [], f"{path.name}: commit notebooks without outputs"
+            assert cell["execution_count"] is None, f"{path.name}: commit notebooks without execution counts"
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_follows_the_skeleton(path):
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    headings = [
+        line.lstrip("#").strip()
+        for cell in nb["cells"]
+        if cell["cell_type"] == "markdown"
+        for line in "".join(cell["source"]).splitlines()
+        if line.startswith("#")
+    ]
+    positions = []
+    for section in SKELETON:
+        found = [i for i, h in enumerate(headings) if h.lower().startswith(section.lower())]
+        assert found, f"{path.name} has no section '{section}'"
+        positions.append(found[0])
+    assert positions == sorted(positions), f"{path.name}: sections out of order"
+    code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    assert re.search(r"^\s*assert\b", code, re.M), f"{path.name} checks no claim with assert"
+
+
+def test_readme_lists_every_notebook_and_both_commands():
+    readme = (ROOT / "README.md").read_text()
+    for path in NOTEBOOKS:
+        assert path.name in readme, f"README does not list {path.name}"
+    assert "python3 course.py lab" in readme
+    assert "python3 course.py test" in readme
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    lines = [l.strip() for l in (ROOT / ".ci" / "run").read_text().splitlines()]
+    commands = [l for l in lines if l and not l.startswith("#") and not l.startswith("set ")]
+    assert commands[-1] == "exec python3 course.py test", commands
+
+
+def test_every_notebook_has_its_key_figure_module():
+    from camlib.figures import FIGURES
+
+    for path in NOTEBOOKS:
+        assert path.stem in FIGURES
+        module = ROOT / "camlib" / "figures" / f"{FIGURES[path.stem]}.py"
+        assert module.exists(), f"no key figure module for {path.name}"
+        assert (ROOT / "figures" / f"{path.stem}.png").exists(), "run python3 course.py figures"
