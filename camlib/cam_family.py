@@ -1,3 +1,354 @@
-"""Placeholder: being written."""
+r"""The CAM family on one core: channel weights times activations.
 
-__all__: list[str] = []
+Every method below captures the activations ``A`` (N, K, h, w) of one layer and, except
+CAM, the gradients ``g = dy/dA`` of the explained score ``y``. It then computes one channel
+weight per feature map, ``w`` (N, K), by its own rule, and returns
+
+    raw = sum_k w_k A^k          (before any ReLU: :func:`channel_weighted_sum`)
+    map = ReLU(raw)
+
+The rules (notation of MATH.md §1, ``Z = h*w``, ``s_k = sum_ij A^k_ij``):
+
+* CAM (Zhou et al., 2016): ``w_k = W^c_k``, the fc weights of a GAP -> linear head, bias
+  ignored. camlib uses the fc weights as they are, so with a **mean**-GAP head
+  ``grad_cam.raw = cam.raw / Z`` and with a **sum**-GAP head the two are equal.
+* Grad-CAM (Selvaraju et al., 2017): ``w_k = (1/Z) sum_ij g^k_ij`` (spatial mean).
+* Grad-CAM+ (Lerma & Lucas, 2022): ``w_k = (1/Z) sum_ij ReLU(g^k_ij)`` (spatial mean of the
+  positive gradients, so that it equals Grad-CAM when all gradients are positive).
+* Grad-CAM++ (Chattopadhay et al., 2018, eq. 19, exponential head ``S = exp(Y)``):
+  ``alpha_ij = 1 / (2 + s_k g_ij)`` where ``g_ij != 0``, else 0; ``w_k = sum_ij alpha_ij ReLU(g_ij)``.
+* XGrad-CAM (Fu et al., 2020): ``w_k = sum_ij (A^k_ij / s_k) g^k_ij`` (0 where ``s_k = 0``).
+* Counterfactual Grad-CAM: ``w_k = -(Grad-CAM w_k)``, so ``map = ReLU(-raw_Grad-CAM)``.
+
+No method normalises or upsamples: see :mod:`camlib.postprocess`.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import Tensor, nn
+
+from ._hooks import capture_layer, model_guard
+from ._targets import (
+    check_input,
+    check_output,
+    find_layer,
+    place_like_model,
+    resolve_target,
+    select_score,
+)
+from .results import CamResult
+
+__all__ = [
+    "channel_weighted_sum",
+    "cam",
+    "grad_cam",
+    "grad_cam_plus",
+    "grad_cam_pp",
+    "xgrad_cam",
+    "counterfactual",
+]
+
+
+def channel_weighted_sum(weights: Tensor, activations: Tensor) -> Tensor:
+    r"""The shared core: ``raw[n] = sum_k weights[n, k] * activations[n, k]``.
+
+    ``weights`` (N, K), ``activations`` (N, K, h, w) -> (N, h, w). No ReLU is applied.
+    """
+    if not isinstance(weights, Tensor) or not isinstance(activations, Tensor):
+        raise TypeError("weights and activations must be torch tensors.")
+    if activations.ndim != 4 or weights.ndim != 2 or weights.shape != activations.shape[:2]:
+        raise ValueError(
+            f"weights must be (N, K) and activations (N, K, h, w) with the same N, K; got "
+            f"{tuple(weights.shape)} and {tuple(activations.shape)}."
+        )
+    return torch.einsum("nk,nkhw->nhw", weights, activations)
+
+
+# --------------------------------------------------------------------------- capture
+
+
+def _capture(
+    model: nn.Module, x: Tensor, layer: object, target: object, score: str
+) -> tuple[Tensor, Tensor, Tensor, Tensor, str]:
+    """One forward and one backward: ``(A, g, target, y, layer_name)``, all detached.
+
+    ``g = d(sum_n y_n)/dA``; samples do not interact in eval mode, so row ``n`` of ``g``
+    is ``dy_n/dA_n``.
+    """
+    x = check_input(x)
+    name, module = find_layer(model, layer)
+    with model_guard(model), torch.enable_grad():
+        x = place_like_model(model, x).detach()
+        with capture_layer(module, name) as cap:
+            out = model(x)
+        check_output(out, x.shape[0])
+        a = cap.single()
+        t = resolve_target(target, out)
+        y = select_score(out, t, score)
+        if y.requires_grad:
+            (g,) = torch.autograd.grad(y.sum(), a, allow_unused=True)
+        else:
+            g = None
+        if g is None:  # the score does not depend on this layer
+            g = torch.zeros_like(a)
+    return a.detach(), g.detach(), t, y.detach(), name
+
+
+def _result(
+    weights: Tensor,
+    a: Tensor,
+    g: Tensor | None,
+    t: Tensor,
+    y: Tensor,
+    method: str,
+    **extras: object,
+) -> CamResult:
+    raw = channel_weighted_sum(weights, a)
+    return CamResult(
+        activations=a,
+        gradients=g,
+        weights=weights,
+        raw=raw,
+        map=torch.relu(raw),
+        target=t,
+        score=y,
+        method=method,
+        extras=dict(extras),
+    )
+
+
+def _safe_div(num: Tensor, den: Tensor) -> Tensor:
+    """``num / den`` where ``den != 0``, else 0 (masked before dividing: no inf * 0)."""
+    ok = den != 0
+    return torch.where(ok, num / torch.where(ok, den, torch.ones_like(den)), torch.zeros_like(num))
+
+
+# --------------------------------------------------------------------------- gradient methods
+
+
+def grad_cam(
+    model: nn.Module, x: Tensor, layer: object, target: object = None, score: str = "logit"
+) -> CamResult:
+    r"""Grad-CAM: ``w_k = (1/Z) sum_ij dy/dA^k_ij``, ``raw = sum_k w_k A^k``, ``map = ReLU(raw)``.
+
+    ``y`` is the logit of the target class unless ``score`` says ``"softmax"`` or
+    ``"log_softmax"``. ``layer`` is a submodule or its dotted name; ``A`` is that module's
+    own output (see :mod:`camlib._hooks` for in-place operations that follow it).
+    """
+    a, g, t, y, name = _capture(model, x, layer, target, score)
+    return _result(g.mean(dim=(2, 3)), a, g, t, y, "grad_cam", layer=name, score_kind=score)
+
+
+def grad_cam_plus(
+    model: nn.Module, x: Tensor, layer: object, target: object = None, score: str = "logit"
+) -> CamResult:
+    r"""Grad-CAM+ (Lerma & Lucas, 2022): ``w_k = (1/Z) sum_ij ReLU(dy/dA^k_ij)``.
+
+    The spatial **mean** of the positive gradients, like Grad-CAM's mean; the sum
+    ``W^+_k = Z w_k`` used in the Grad-CAM++ sandwich bound is ``weights * Z``.
+    """
+    a, g, t, y, name = _capture(model, x, layer, target, score)
+    w = torch.relu(g).mean(dim=(2, 3))
+    return _result(w, a, g, t, y, "grad_cam_plus", layer=name, score_kind=score)
+
+
+def grad_cam_pp(
+    model: nn.Module, x: Tensor, layer: object, target: object = None, variant: str = "paper"
+) -> CamResult:
+    r"""Grad-CAM++ with the exponential head, eq. 19 of Chattopadhay et al. (2018).
+
+    With ``g = dY^c/dA`` (gradient of the **logit**) and ``s_k = sum_ab A^k_ab``:
+
+    ``alpha_ij = g^2 / (2 g^2 + s_k g^3) = 1 / (2 + s_k g_ij)`` where ``g_ij != 0``; ``alpha = 0``
+    where ``g_ij = 0`` (and where ``2 + s_k g_ij = 0``, possible only for signed activations).
+    No epsilon is added, so nothing rescales the weights.
+
+    ``w_k = sum_ij alpha_ij ReLU(g_ij)``. The paper differentiates ``S = exp(Y)``, which would
+    multiply every weight by the same positive constant ``exp(Y^c)`` (it cancels inside
+    ``alpha``); camlib leaves that global factor out, so ``weights`` use ``g`` of the logit.
+
+    ``variant="official"`` adds the authors' code's per-channel normalisation:
+    ``alpha <- alpha / sum_ij alpha_ij [g_ij > 0]`` (a zero sum is replaced by 1), making
+    ``w_k`` an alpha-weighted *mean* of the positive gradients. The alphas used are in
+    ``extras["alpha"]``.
+    """
+    if variant not in ("paper", "official"):
+        raise ValueError(f"variant must be 'paper' or 'official'; got {variant!r}.")
+    a, g, t, y, name = _capture(model, x, layer, target, "logit")
+    s = a.sum(dim=(2, 3), keepdim=True)
+    den = 2.0 + s * g
+    alpha = torch.where(g != 0, _safe_div(torch.ones_like(g), den), torch.zeros_like(g))
+    pos = torch.relu(g)
+    if variant == "official":
+        norm = (alpha * (pos > 0).to(alpha.dtype)).sum(dim=(2, 3), keepdim=True)
+        norm = torch.where(norm == 0, torch.ones_like(norm), norm)
+        alpha = alpha / norm
+    w = (alpha * pos).sum(dim=(2, 3))
+    return _result(w, a, g, t, y, f"grad_cam_pp_{variant}", layer=name, alpha=alpha)
+
+
+def xgrad_cam(
+    model: nn.Module, x: Tensor, layer: object, target: object = None, score: str = "logit"
+) -> CamResult:
+    r"""XGrad-CAM (Fu et al., 2020): ``w_k = sum_ij (A^k_ij / s_k) dy/dA^k_ij``, ``s_k = sum_ab A^k_ab``.
+
+    An activation-weighted average of the gradient. Channels with ``s_k = 0`` get ``w_k = 0``
+    (no epsilon). Meant for post-ReLU layers (``A >= 0``); for signed activations ``s_k`` can
+    be close to 0 and the weights large, so a UserWarning is emitted.
+    """
+    a, g, t, y, name = _capture(model, x, layer, target, score)
+    if bool((a < 0).any()):
+        warnings.warn(
+            f"layer {name!r} has negative activations; XGrad-CAM divides by sum_ij A^k_ij, which "
+            "can be near 0 for signed maps. Prefer a post-ReLU layer.",
+            UserWarning,
+            stacklevel=2,
+        )
+    s = a.sum(dim=(2, 3))
+    w = _safe_div((a * g).sum(dim=(2, 3)), s)
+    return _result(w, a, g, t, y, "xgrad_cam", layer=name, score_kind=score)
+
+
+def counterfactual(
+    model: nn.Module, x: Tensor, layer: object, target: object = None, score: str = "logit"
+) -> CamResult:
+    r"""Counterfactual Grad-CAM: ``w_k = -(1/Z) sum_ij dy/dA^k_ij``, so ``map = ReLU(-raw_Grad-CAM)``.
+
+    Highlights the regions whose removal would make the model *more* confident in the target.
+    """
+    a, g, t, y, name = _capture(model, x, layer, target, score)
+    return _result(-g.mean(dim=(2, 3)), a, g, t, y, "counterfactual", layer=name, score_kind=score)
+
+
+# --------------------------------------------------------------------------- CAM
+
+
+def _module_order(model: nn.Module, x: Tensor) -> list[tuple[str, nn.Module, tuple[int, ...]]]:
+    """Modules in the order they finish during one forward pass, with their output shapes."""
+    names = {id(m): n for n, m in model.named_modules()}
+    order: list[tuple[str, nn.Module, tuple[int, ...]]] = []
+    handles = []
+
+    def make(module: nn.Module):
+        def hook(mod: nn.Module, inputs: tuple, output: object) -> None:
+            if isinstance(output, Tensor):
+                order.append((names[id(mod)], mod, tuple(output.shape)))
+
+        return hook
+
+    try:
+        for _, m in model.named_modules():
+            handles.append(m.register_forward_hook(make(m)))
+        model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return order
+
+
+def cam(
+    model: nn.Module, x: Tensor, target: object = None, layer: object = None, fc: object = None
+) -> CamResult:
+    r"""CAM (Zhou et al., 2016): ``raw = sum_k W^c_k A^k`` with ``W`` the weights of the final fc.
+
+    Needs a GAP -> linear head: the fc input must equal the spatial mean (or sum) of ``A``
+    and the fc output must be the model output; camlib checks both numerically and raises
+    a ValueError suggesting :func:`grad_cam` otherwise. The fc bias is ignored (it does not
+    vary over space) and no ``1/Z`` is applied: for a mean-GAP head
+    ``mean_ij(raw) + b_c = Y^c`` and ``grad_cam(...).raw = cam(...).raw / Z``; for a sum-GAP
+    head ``sum_ij(raw) + b_c = Y^c``. ``extras["pool"]`` says which ("mean" or "sum").
+
+    ``layer`` defaults to the last module whose output is a spatial (h*w > 1) 4-D map before
+    the fc runs (``"features"`` for the course models, ``"layer4"`` for a ResNet); ``fc``
+    defaults to the last ``nn.Linear`` that runs. ``gradients`` is ``None``.
+    """
+    x = check_input(x)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}.")
+    with model_guard(model), torch.no_grad():
+        x = place_like_model(model, x)
+        if layer is None or fc is None:
+            order = _module_order(model, x)
+            if fc is None:
+                linears = [i for i, (_, m, _s) in enumerate(order) if isinstance(m, nn.Linear)]
+                if not linears:
+                    raise ValueError(
+                        "CAM needs a GAP -> linear head but the model runs no nn.Linear; use "
+                        "camlib.grad_cam(model, x, layer) instead, which works for any head."
+                    )
+                fc_pos = linears[-1]
+                fc = order[fc_pos][0]
+            else:
+                fc_name, _ = find_layer(model, fc, "fc")
+                runs = [i for i, (n, _m, _s) in enumerate(order) if n == fc_name]
+                if not runs:
+                    raise ValueError(f"fc={fc_name!r} did not run in the forward pass; pass the "
+                                     "final nn.Linear of the model.")
+                fc_pos = runs[-1]
+            if layer is None:
+                spatial = [
+                    n for n, _m, s in order[:fc_pos] if len(s) == 4 and s[2] * s[3] > 1
+                ]
+                if not spatial:
+                    raise ValueError(
+                        "could not find a spatial feature map before the fc layer; pass layer=."
+                    )
+                layer = spatial[-1]
+        layer_name, layer_mod = find_layer(model, layer)
+        fc_name, fc_mod = find_layer(model, fc, "fc")
+        if not isinstance(fc_mod, nn.Linear):
+            raise TypeError(f"fc={fc_name!r} must be an nn.Linear; got {type(fc_mod).__name__}.")
+        fc_in: list[Tensor] = []
+        fc_out: list[Tensor] = []
+
+        def fc_hook(mod: nn.Module, inputs: tuple, output: Tensor) -> None:
+            fc_in.append(inputs[0].detach().clone())
+            fc_out.append(output.detach().clone())
+
+        handle = fc_mod.register_forward_hook(fc_hook)
+        try:
+            with capture_layer(layer_mod, layer_name) as cap:
+                out = model(x)
+        finally:
+            handle.remove()
+        check_output(out, x.shape[0])
+        a = cap.single()
+        t = resolve_target(target, out)
+        pool = _gap_kind(a, fc_in, fc_out, out, layer_name, fc_name)
+        w = fc_mod.weight.detach()[t].to(a.dtype)
+        bias = (
+            fc_mod.bias.detach()[t].to(a.dtype)
+            if fc_mod.bias is not None
+            else torch.zeros_like(t, dtype=a.dtype)
+        )
+        y = out.gather(1, t.view(-1, 1)).squeeze(1)
+    return _result(
+        w, a.detach(), None, t, y.detach(), "cam", layer=layer_name, fc=fc_name, pool=pool, bias=bias
+    )
+
+
+def _gap_kind(
+    a: Tensor, fc_in: list[Tensor], fc_out: list[Tensor], out: Tensor, layer: str, fc: str
+) -> str:
+    """Return "mean" or "sum" if ``fc`` is a GAP -> linear head on ``a`` that ends the model."""
+    fix = (
+        f"CAM needs the model to end with global average pooling of {layer!r} followed by the "
+        f"linear layer {fc!r}; this model does not. Use camlib.grad_cam(model, x, layer={layer!r}), "
+        "which generalises CAM to any head."
+    )
+    if len(fc_in) != 1:
+        raise ValueError(fix)
+    feat = fc_in[0].reshape(fc_in[0].shape[0], -1)
+    if feat.shape != a.shape[:2] or fc_out[0].shape != out.shape:
+        raise ValueError(fix)
+    # Numerical check, relative to the size of the values (float32 sums carry rounding).
+    rel = 1e-9 if a.dtype == torch.float64 else 1e-4
+    if (fc_out[0] - out).abs().max() > rel * (1.0 + float(out.abs().max())):
+        raise ValueError(fix)
+    for kind, pooled in (("mean", a.mean(dim=(2, 3))), ("sum", a.sum(dim=(2, 3)))):
+        if (feat - pooled).abs().max() <= rel * (1.0 + float(pooled.abs().max())):
+            return kind
+    raise ValueError(fix)

@@ -20,6 +20,8 @@ class CamResult:
 
     ``raw = sum_k weights[:, k, None, None] * activations[:, k]`` (before any ReLU) and
     ``map = relu(raw)``. ``gradients`` is ``None`` for CAM, which needs none.
+    ``extras`` holds method-specific intermediate quantities (for teaching), e.g. the
+    Grad-CAM++ ``alpha`` (N,K,h,w) or the layer / fc names used.
     """
 
     activations: Tensor  # (N, K, h, w)
@@ -30,6 +32,7 @@ class CamResult:
     target: Tensor  # (N,) long
     score: Tensor  # (N,)
     method: str = ""
+    extras: dict[str, Any] = field(default_factory=dict)  # e.g. Grad-CAM++ "alpha", CAM "pool"
 
 
 @dataclass
