@@ -1,3 +1,231 @@
-"""Placeholder: being written."""
+"""The axioms of attribution as numbers: 0 means the axiom holds on this input.
 
-__all__: list[str] = []
+* :func:`completeness` — Integrated Gradients' Completeness (Sundararajan et al. 2017, Prop. 1):
+  attributions add up to ``F(x) - F(x')``.
+* :func:`sensitivity_violation`, :func:`conservation_violation` — XGrad-CAM's two axioms
+  (Fu et al., BMVC 2020) for any CAM-family result.
+* :func:`implementation_invariance` — one method on two functionally equivalent networks
+  (Sundararajan et al. 2017, §2.2) must give the same explanation.
+
+Each returns a :class:`camlib.metrics.MetricResult` (per-sample ``values`` and ``mean``).
+All forward passes run under ``torch.no_grad()`` and leave the model's mode and hooks as they
+were. Scores are the pre-softmax logit unless ``score=`` says otherwise, as in the methods.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+
+from .metrics import MetricResult, _check_images, _forward, _pick, _resolve_target
+from .results import Attribution, CamResult
+
+__all__ = [
+    "completeness",
+    "sensitivity_violation",
+    "conservation_violation",
+    "implementation_invariance",
+]
+
+
+def _layer(model: nn.Module, layer: nn.Module | str) -> nn.Module:
+    if isinstance(layer, nn.Module):
+        if not any(m is layer for m in model.modules()):
+            raise ValueError("layer is a module that is not inside model; pass one of model's modules or its dotted name.")
+        return layer
+    if isinstance(layer, str):
+        names = [n for n, _ in model.named_modules() if n]
+        if layer not in names:
+            close = [n for n in names if layer.split(".")[0] in n][:8] or names[:8]
+            raise ValueError(f"no layer named {layer!r} in the model; some valid names: {close}.")
+        return model.get_submodule(layer)
+    raise TypeError(f"layer must be an nn.Module or a dotted name, got {type(layer).__name__}.")
+
+
+def _need(result: Any, kind: type, what: str) -> None:
+    if not isinstance(result, kind):
+        raise TypeError(f"{what} needs a {kind.__name__}, got {type(result).__name__}.")
+
+
+def completeness(
+    model: nn.Module,
+    x: Tensor,
+    attribution: Attribution,
+    baseline: Tensor | float | None = None,
+    score: str = "logit",
+) -> MetricResult:
+    """Completeness error ``|sum_i values_i - (F(x) - F(x'))|`` per sample.
+
+    ``F`` is the score of ``attribution.target`` (logit by default; pass the ``score`` the
+    attribution was computed with), recomputed here by two forward passes, independently of
+    the method's own ``delta``. ``baseline`` ``x'`` defaults to zeros (the IG default, black
+    for the course models); give the one the attribution used. ``extras["signed"]`` holds the
+    signed error ``sum - (F(x) - F(x'))`` and ``extras["gap"]`` the difference ``F(x) - F(x')``.
+    Only path methods (IG) are complete; for saliency the number measures how far it is.
+    """
+    _need(attribution, Attribution, "completeness")
+    x = _check_images(x)
+    if attribution.values.shape != x.shape:
+        raise ValueError(
+            f"attribution values {tuple(attribution.values.shape)} do not match x {tuple(x.shape)}: "
+            "pass the input the attribution was computed for."
+        )
+    if baseline is None:
+        base = torch.zeros_like(x)
+    elif isinstance(baseline, (int, float)):
+        base = torch.full_like(x, float(baseline))
+    else:
+        base = baseline.to(device=x.device, dtype=x.dtype).expand_as(x)
+    tgt = attribution.target.to(x.device)
+    fx = _pick(_forward(model, x, 64), tgt, score)
+    fb = _pick(_forward(model, base, 64), tgt, score)
+    total = attribution.values.detach().flatten(1).to(fx.dtype).sum(1)
+    signed = total - (fx - fb)
+    return MetricResult("completeness", signed.abs(), {"signed": signed, "gap": fx - fb})
+
+
+def _channel_zeroed_scores(
+    model: nn.Module, x: Tensor, layer: nn.Module, target: Tensor, score: str, batch_size: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Score with the layer intact (N,), with each channel zeroed (N, K), and the activations."""
+    state: dict[str, Any] = {"keep": None, "acts": []}
+
+    def hook(_m: nn.Module, _inp: Any, out: Any) -> Any:
+        if not isinstance(out, Tensor) or out.dim() < 2:
+            raise ValueError("the layer's output must be a tensor (N, K, ...) to zero one channel.")
+        if state["keep"] is None:
+            state["acts"].append(out.detach())
+            return None
+        keep = state["keep"]
+        return out * keep.view(*keep.shape, *([1] * (out.dim() - 2))).to(out.dtype)
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            s = _pick(torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]), target, score)
+            acts = torch.cat(state["acts"])
+            n, k = acts.shape[:2]
+            pairs = torch.cartesian_prod(torch.arange(n), torch.arange(k))  # (n*k, 2)
+            zeroed = torch.empty(n * k, dtype=s.dtype, device=s.device)
+            for j in range(0, n * k, batch_size):
+                chunk = pairs[j : j + batch_size]
+                keep = torch.ones(len(chunk), k, device=x.device)
+                keep[torch.arange(len(chunk)), chunk[:, 1]] = 0.0
+                state["keep"] = keep
+                out = model(x[chunk[:, 0].to(x.device)])
+                zeroed[j : j + len(chunk)] = _pick(out, target[chunk[:, 0].to(target.device)], score)
+            state["keep"] = None
+    finally:
+        handle.remove()
+    return s, zeroed.view(n, k), acts
+
+
+def sensitivity_violation(
+    model: nn.Module,
+    x: Tensor,
+    layer: nn.Module | str,
+    result: CamResult,
+    score: str = "logit",
+    batch_size: int = 64,
+) -> MetricResult:
+    """XGrad-CAM Sensitivity violation (Fu et al. 2020): ``sum_k |S(A) - S(A_{k->0}) - w_k sum_xy A^k|``.
+
+    ``S`` is the target's score (logit by default) of the model, ``A`` the output of ``layer``
+    on ``x``, ``A_{k->0}`` the same with channel ``k`` set to zero (a forward hook replaces the
+    layer's output), ``w`` = ``result.weights``. The axiom asks that removing a channel lowers
+    the score by exactly that channel's share of the map. Exact (0) for Grad-CAM and XGrad-CAM
+    on a GAP -> linear head (MATH §14, 3f), first order only in deeper heads. The value is scale
+    dependent: CAM's weights (``w_k``, not ``w_k / Z``) violate it on a mean-GAP head.
+    Cost: ``1 + K`` forward passes per image. ``extras["per_channel"]``: (N, K) signed terms.
+    """
+    _need(result, CamResult, "sensitivity_violation")
+    x = _check_images(x)
+    module = _layer(model, layer)
+    tgt = result.target.to(x.device)
+    s, zeroed, acts = _channel_zeroed_scores(model, x, module, tgt, score, batch_size)
+    if acts.shape != result.activations.shape:
+        raise ValueError(
+            f"layer output {tuple(acts.shape)} differs from result.activations "
+            f"{tuple(result.activations.shape)}: pass the layer the result was computed at."
+        )
+    share = result.weights.to(s.dtype) * acts.flatten(2).sum(-1).to(s.dtype)
+    per_channel = (s[:, None] - zeroed) - share
+    return MetricResult("sensitivity_violation", per_channel.abs().sum(1), {"per_channel": per_channel, "score": s})
+
+
+def conservation_violation(
+    model: nn.Module, x: Tensor, result: CamResult, score: str = "logit"
+) -> MetricResult:
+    """XGrad-CAM Conservation violation (Fu et al. 2020): ``|S(x) - sum_xy raw(x, y)|``.
+
+    ``S`` is the target's score (logit by default), recomputed by one forward pass, and
+    ``raw = sum_k w_k A^k`` the pre-ReLU map of ``result``. Exact (0) for XGrad-CAM on a
+    bias-free piecewise-linear head (MATH §14, 3d), and for CAM on a bias-free **sum**-GAP head
+    (the CAM paper's notation; 1f). With a bias ``b_c`` the residual of Grad-CAM on a mean-GAP
+    head is ``|b_c|`` (1d), and CAM on a mean-GAP head is ``Z`` times too large.
+    ``extras["signed"]``: ``S - sum raw``.
+    """
+    _need(result, CamResult, "conservation_violation")
+    x = _check_images(x)
+    tgt = result.target.to(x.device)
+    s = _pick(_forward(model, x, 64), tgt, score)
+    signed = s - result.raw.detach().flatten(1).sum(1).to(s.dtype)
+    return MetricResult("conservation_violation", signed.abs(), {"signed": signed, "score": s})
+
+
+def _explanation_tensor(result: Any) -> Tensor:
+    if isinstance(result, CamResult):
+        return result.raw.detach()
+    if isinstance(result, Attribution):
+        return result.values.detach()
+    raise TypeError(f"method returned {type(result).__name__}; expected a CamResult or an Attribution.")
+
+
+def implementation_invariance(
+    method: Callable[..., Any],
+    model_a: nn.Module,
+    model_b: nn.Module,
+    x: Tensor,
+    target: Any = None,
+    layer: Any = None,
+    **method_kwargs: Any,
+) -> MetricResult:
+    """Implementation Invariance gap: ``max |E_a - E_b|`` per sample.
+
+    ``E_a = method(model_a, x, ...)`` and ``E_b = method(model_b, x, ...)`` for two networks
+    that compute the same function; ``E`` is the pre-ReLU ``raw`` map of a CamResult or the full
+    ``values`` of an Attribution (never a normalised image). ``layer`` is a dotted name valid in
+    both models or a pair ``(layer_a, layer_b)``; other keyword arguments go to both calls. The
+    target is fixed to ``model_a``'s (argmax if ``None``). ``extras``: ``"output_gap"``
+    (``max |model_a(x) - model_b(x)|`` per sample: check it is ~0, i.e. the networks are
+    equivalent) and ``"relative"`` (the gap divided by ``max |E_a|``; 0 when both are 0).
+    Gradients and IG are implementation invariant; methods that read internal layers need
+    not be.
+    """
+    x = _check_images(x)
+    if isinstance(layer, (tuple, list)):
+        if len(layer) != 2:
+            raise ValueError("layer must be one name for both models or a pair (layer_a, layer_b).")
+        layer_a, layer_b = layer
+    else:
+        layer_a = layer_b = layer
+    if isinstance(layer_a, nn.Module) and layer_a is layer_b:
+        raise ValueError("one module cannot be a layer of both models: pass its dotted name or a pair.")
+    out_a = _forward(model_a, x, 64)
+    out_b = _forward(model_b, x, 64)
+    if out_a.shape != out_b.shape:
+        raise ValueError(f"the models' outputs differ in shape: {tuple(out_a.shape)} vs {tuple(out_b.shape)}.")
+    tgt = _resolve_target(target, x.shape[0], out_a)
+    kw_a = dict(method_kwargs, **({"layer": layer_a} if layer_a is not None else {}))
+    kw_b = dict(method_kwargs, **({"layer": layer_b} if layer_b is not None else {}))
+    e_a = _explanation_tensor(method(model_a, x, target=tgt, **kw_a))
+    e_b = _explanation_tensor(method(model_b, x, target=tgt, **kw_b))
+    if e_a.shape != e_b.shape:
+        raise ValueError(f"the two explanations differ in shape: {tuple(e_a.shape)} vs {tuple(e_b.shape)}.")
+    gap = (e_a - e_b).abs().flatten(1).max(1).values
+    scale = e_a.abs().flatten(1).max(1).values
+    rel = torch.where(scale > 0, gap / scale.clamp_min(torch.finfo(scale.dtype).tiny), torch.zeros_like(gap))
+    output_gap = (out_a - out_b).abs().flatten(1).max(1).values
+    return MetricResult("implementation_invariance", gap, {"relative": rel, "output_gap": output_gap, "target": tgt})

@@ -1,3 +1,673 @@
-"""Placeholder: being written."""
+"""Evaluation of explanations: localisation, faithfulness and the randomisation sanity check.
 
-__all__: list[str] = []
+Every metric takes a batch and returns a :class:`MetricResult` holding one value per sample
+(``.values``, shape ``(N,)``) and their mean (``.mean``). Each metric documents exactly one
+convention (tie rule, substrate, score space, empty-mask value), because the papers and the peer
+libraries disagree on all of them.
+
+An *explanation* is any of
+
+* a :class:`camlib.CamResult` (its ``.map``, i.e. ``relu(raw)``, is used),
+* a :class:`camlib.Attribution` (its ``.values`` summed over the channel axis),
+* a tensor ``(N, h, w)`` (one map per image), ``(N, C, H, W)`` (summed over ``C``) or ``(h, w)``.
+
+Maps coarser than the image or mask are upsampled bilinearly (``align_corners=False``) before
+they are compared with pixels; :func:`to_map` does that and can be called directly.
+
+Forward passes made by a metric run under ``torch.no_grad()`` and never change the model's mode:
+put the model in ``eval()`` first, as every camlib method expects.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .results import Attribution, CamResult
+
+__all__ = [
+    "MetricResult",
+    "RandomizationResult",
+    "to_map",
+    "pointing_game",
+    "energy_inside",
+    "iou",
+    "auc",
+    "blur",
+    "deletion",
+    "insertion",
+    "average_drop",
+    "increase_in_confidence",
+    "spearman",
+    "randomization_test",
+    "by_class",
+]
+
+SCORES = ("softmax", "logit", "log_softmax")
+
+
+# ---------------------------------------------------------------------------------------------
+# result type and input handling
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MetricResult:
+    """One metric on a batch: per-sample ``values`` (N,) and their ``mean``.
+
+    ``extras`` holds metric-specific detail, e.g. ``"curves"`` (N, T) and ``"fractions"`` (T,)
+    for :func:`deletion` / :func:`insertion`, or ``"per_channel"`` (N, K) for the XGrad-CAM
+    sensitivity violation.
+    """
+
+    name: str
+    values: Tensor
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mean(self) -> float:
+        """Mean of ``values`` over the batch (a Python float)."""
+        return float(self.values.double().mean()) if self.values.numel() else 0.0
+
+    def __float__(self) -> float:
+        return self.mean
+
+    def __repr__(self) -> str:
+        return f"MetricResult({self.name}: mean={self.mean:.4g} over {self.values.numel()} samples)"
+
+
+def _upsample(maps: Tensor, size: tuple[int, int]) -> Tensor:
+    if tuple(maps.shape[-2:]) == tuple(size):
+        return maps
+    try:  # the package's own post-processing when it is there
+        from .postprocess import upsample as _camlib_upsample
+
+        return _camlib_upsample(maps, size)
+    except ImportError:
+        return F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+
+
+def to_map(explanation: Any, size: Sequence[int] | None = None) -> Tensor:
+    """Return one 2-D map per sample, shape ``(N, h, w)``, optionally upsampled to ``size``.
+
+    ``CamResult`` -> ``.map``; ``Attribution`` -> ``values.sum(dim=1)`` (sum over channels, so a
+    signed attribution keeps its sign); tensor ``(N,C,H,W)`` -> sum over ``C``; ``(N,h,w)`` as is;
+    ``(h,w)`` -> ``(1,h,w)``. With ``size=(H, W)`` the map is resized bilinearly
+    (``align_corners=False``). The result is a detached floating-point tensor.
+    """
+    if isinstance(explanation, CamResult):
+        maps = explanation.map
+    elif isinstance(explanation, Attribution):
+        values = explanation.values
+        if values.dim() != 4:
+            raise ValueError(
+                f"Attribution.values must be (N, C, H, W), got shape {tuple(values.shape)}; "
+                "pass a tensor map (N, H, W) instead."
+            )
+        maps = values.sum(dim=1)
+    elif isinstance(explanation, Tensor):
+        if explanation.dim() == 4:
+            maps = explanation.sum(dim=1)
+        elif explanation.dim() == 3:
+            maps = explanation
+        elif explanation.dim() == 2:
+            maps = explanation[None]
+        else:
+            raise ValueError(
+                f"a map tensor must be (N,h,w), (N,C,H,W) or (h,w); got shape {tuple(explanation.shape)}."
+            )
+    else:
+        raise TypeError(
+            f"expected a CamResult, an Attribution or a tensor, got {type(explanation).__name__}; "
+            "pass the object a camlib method returned, or its .map / .values tensor."
+        )
+    maps = maps.detach()
+    if not maps.is_floating_point():
+        maps = maps.float()
+    if size is not None:
+        size = (int(size[0]), int(size[1]))
+        maps = _upsample(maps, size)
+    return maps
+
+
+def _check_masks(masks: Tensor, n: int) -> Tensor:
+    if not isinstance(masks, Tensor):
+        raise TypeError(f"masks must be a bool tensor (N, H, W), got {type(masks).__name__}.")
+    if masks.dim() == 2:
+        masks = masks[None]
+    if masks.dim() != 3:
+        raise ValueError(f"masks must be (N, H, W), got shape {tuple(masks.shape)}.")
+    if masks.shape[0] != n:
+        raise ValueError(
+            f"{masks.shape[0]} masks for {n} maps: pass one mask per explained image."
+        )
+    return masks.bool()
+
+
+def _maps_and_masks(explanation: Any, masks: Tensor) -> tuple[Tensor, Tensor]:
+    masks = masks if isinstance(masks, Tensor) else torch.as_tensor(masks)
+    size = masks.shape[-2:]
+    maps = to_map(explanation, size)
+    masks = _check_masks(masks, maps.shape[0]).to(maps.device)
+    return maps, masks
+
+
+def _resolve_target(target: Any, n: int, logits: Tensor) -> Tensor:
+    if target is None:
+        return logits.argmax(dim=1)
+    if isinstance(target, bool):
+        raise ValueError("target must be None, an int, or a sequence of N ints; got a bool.")
+    if isinstance(target, int):
+        return torch.full((n,), target, dtype=torch.long, device=logits.device)
+    t = torch.as_tensor(target, device=logits.device)
+    if t.dim() == 0:
+        return t.long().expand(n).clone()
+    if t.dim() != 1 or t.shape[0] != n:
+        raise ValueError(
+            f"target has shape {tuple(t.shape)} for a batch of {n}: pass None (argmax), an int, "
+            "or one class index per image."
+        )
+    return t.long()
+
+
+def _explained_target(explanation: Any, target: Any) -> Any:
+    """Default the target to the one the explanation was computed for."""
+    if target is None and isinstance(explanation, (CamResult, Attribution)):
+        return explanation.target
+    return target
+
+
+def _pick(logits: Tensor, target: Tensor, score: str) -> Tensor:
+    if score == "logit":
+        out = logits
+    elif score == "softmax":
+        out = logits.softmax(dim=1)
+    elif score == "log_softmax":
+        out = logits.log_softmax(dim=1)
+    else:
+        raise ValueError(f"score must be one of {SCORES}, got {score!r}.")
+    return out.gather(1, target[:, None].to(out.device))[:, 0]
+
+
+def _forward(model: nn.Module, x: Tensor, batch_size: int) -> Tensor:
+    with torch.no_grad():
+        return torch.cat([model(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)])
+
+
+def _check_images(x: Tensor) -> Tensor:
+    if not isinstance(x, Tensor) or x.dim() != 4:
+        raise ValueError(
+            "x must be an image batch (N, C, H, W); add a batch axis with x[None] for one image."
+        )
+    return x
+
+
+def by_class(values: Tensor | MetricResult, labels: Tensor) -> dict[int, float]:
+    """Mean of per-sample ``values`` within each class: ``{label: mean}``.
+
+    The pointing-game paper (Zhang et al. 2016) averages hits per category and then over
+    categories; ``sum(by_class(r, labels).values()) / len(...)`` is that number.
+    """
+    v = values.values if isinstance(values, MetricResult) else values
+    labels = torch.as_tensor(labels).to(v.device)
+    if labels.shape != v.shape:
+        raise ValueError(f"labels shape {tuple(labels.shape)} differs from values shape {tuple(v.shape)}.")
+    return {int(c): float(v[labels == c].double().mean()) for c in torch.unique(labels)}
+
+
+# ---------------------------------------------------------------------------------------------
+# localisation against ground-truth masks
+# ---------------------------------------------------------------------------------------------
+
+
+def _dilate(masks: Tensor, radius: int) -> Tensor:
+    if radius <= 0:
+        return masks
+    r = int(radius)
+    yy, xx = torch.meshgrid(torch.arange(-r, r + 1), torch.arange(-r, r + 1), indexing="ij")
+    disk = ((yy**2 + xx**2) <= r * r).to(dtype=torch.float32, device=masks.device)
+    hit = F.conv2d(masks[:, None].float(), disk[None, None], padding=r)[:, 0]
+    return hit > 0.5
+
+
+def pointing_game(
+    explanation: Any, masks: Tensor, tolerance: int = 0, ties: str = "share"
+) -> MetricResult:
+    """Pointing game (Zhang et al., ECCV 2016): is the map's maximum inside the object?
+
+    The map is upsampled to the mask size. Let ``P = {p : map[p] == max(map)}`` be the set of
+    maximal pixels. Per sample the value is
+
+    * ``ties="share"`` (default): ``|P ∩ mask| / |P|``, the hit probability when ties are broken
+      uniformly at random. It is 1 or 0 when the maximum is unique, and a constant map scores
+      the mask's area fraction, i.e. chance, instead of a free hit;
+    * ``ties="any"``: 1 if any maximal pixel is inside; ``"all"``: 1 if all are;
+      ``"first"``: the first maximal pixel in raster order (what ``argmax`` returns).
+
+    ``tolerance`` (pixels) dilates the mask by a disk of that radius first (the paper uses 15 px
+    on VOC). An empty mask gives 0. The mean is over samples; use :func:`by_class` for the
+    paper's per-category average.
+    """
+    if ties not in ("share", "any", "all", "first"):
+        raise ValueError(f"ties must be 'share', 'any', 'all' or 'first', got {ties!r}.")
+    maps, masks = _maps_and_masks(explanation, masks)
+    masks = _dilate(masks, tolerance)
+    flat = maps.flatten(1)
+    inside = masks.flatten(1)
+    is_max = flat == flat.max(dim=1, keepdim=True).values
+    if ties == "share":
+        values = (is_max & inside).sum(1).double() / is_max.sum(1).double()
+    elif ties == "any":
+        values = (is_max & inside).any(1).double()
+    elif ties == "all":
+        values = (is_max <= inside).all(1).double()
+    else:
+        first = flat.argmax(dim=1)  # torch returns the first maximal index
+        values = inside.gather(1, first[:, None])[:, 0].double()
+    values = torch.where(inside.any(1), values, torch.zeros_like(values))
+    return MetricResult("pointing_game", values.to(maps.dtype), {"ties": ties, "tolerance": tolerance})
+
+
+def energy_inside(explanation: Any, masks: Tensor) -> MetricResult:
+    """Share of the map's positive energy that falls inside the mask.
+
+    ``sum_{p in mask} relu(map[p]) / sum_p relu(map[p])`` with the map upsampled to the mask
+    size (the "energy-based pointing game" of Score-CAM, and the Grad-CAM++ localisation
+    measure without its bounding box). A map with no positive value, or an empty mask, gives 0.
+    """
+    maps, masks = _maps_and_masks(explanation, masks)
+    pos = maps.clamp_min(0).flatten(1).double()
+    total = pos.sum(1)
+    inside = (pos * masks.flatten(1)).sum(1)
+    values = torch.where(total > 0, inside / total.clamp_min(torch.finfo(torch.float64).tiny), torch.zeros_like(total))
+    return MetricResult("energy_inside", values.to(maps.dtype))
+
+
+def iou(explanation: Any, masks: Tensor, threshold: float = 0.2) -> MetricResult:
+    """Intersection over union of the thresholded map and the mask.
+
+    The map, upsampled to the mask size, is binarised as ``map > threshold * max(map)``
+    (per image; the CAM paper keeps the region above 20 % of the maximum, Grad-CAM uses 15 %),
+    then ``|region ∩ mask| / |region ∪ mask|``. No box is fitted: the pixel region itself is
+    compared. A map whose maximum is <= 0 selects no pixel. An empty union (empty region and
+    empty mask) gives 0, like every localisation metric here on an empty mask.
+    """
+    if not 0.0 <= float(threshold) < 1.0:
+        raise ValueError(f"threshold is a fraction of the maximum in [0, 1), got {threshold}.")
+    maps, masks = _maps_and_masks(explanation, masks)
+    flat = maps.flatten(1)
+    peak = flat.max(dim=1, keepdim=True).values
+    region = (flat > threshold * peak) & (peak > 0)
+    inside = masks.flatten(1)
+    inter = (region & inside).sum(1).double()
+    union = (region | inside).sum(1).double()
+    values = torch.where(union > 0, inter / union.clamp_min(1.0), torch.zeros_like(union))
+    return MetricResult("iou", values.to(maps.dtype), {"threshold": float(threshold)})
+
+
+# ---------------------------------------------------------------------------------------------
+# faithfulness: deletion / insertion (RISE) and confidence drop (Grad-CAM++)
+# ---------------------------------------------------------------------------------------------
+
+
+def auc(curves: Tensor) -> Tensor:
+    """Area under curves sampled on a uniform grid of [0, 1] (trapezoid rule, RISE code).
+
+    For ``T`` points ``c_0..c_{T-1}`` at ``t = i/(T-1)``:
+    ``auc = (sum_i c_i - c_0/2 - c_{T-1}/2) / (T - 1)``; works on the last axis. A constant
+    curve ``p`` gives ``p``.
+    """
+    if curves.shape[-1] < 2:
+        raise ValueError("a curve needs at least 2 points to have an area.")
+    return (curves.sum(-1) - curves[..., 0] / 2 - curves[..., -1] / 2) / (curves.shape[-1] - 1)
+
+
+def blur(x: Tensor, sigma: float = 5.0, kernel: int = 11) -> Tensor:
+    """Gaussian blur of an image batch (N,C,H,W), separable, reflect padding.
+
+    RISE's insertion substrate uses ``kernel=11, sigma=5``. The kernel is
+    ``exp(-d^2 / (2 sigma^2))`` normalised to sum 1, so a constant image is unchanged.
+    """
+    if kernel % 2 != 1 or kernel < 1:
+        raise ValueError(f"kernel must be an odd positive size, got {kernel}.")
+    if sigma <= 0:
+        raise ValueError(f"sigma must be > 0, got {sigma}.")
+    d = torch.arange(kernel, dtype=x.dtype, device=x.device) - kernel // 2
+    g = torch.exp(-(d**2) / (2 * sigma**2))
+    g = g / g.sum()
+    c = x.shape[1]
+    pad = kernel // 2
+    mode = "reflect" if min(x.shape[-2:]) > pad else "replicate"
+    y = F.pad(x, (pad, pad, 0, 0), mode=mode)
+    y = F.conv2d(y, g.view(1, 1, 1, kernel).expand(c, 1, 1, kernel), groups=c)
+    y = F.pad(y, (0, 0, pad, pad), mode=mode)
+    return F.conv2d(y, g.view(1, 1, kernel, 1).expand(c, 1, kernel, 1), groups=c)
+
+
+def _substrate(x: Tensor, substrate: Any) -> Tensor:
+    if isinstance(substrate, str):
+        if substrate != "blur":
+            raise ValueError(f"substrate must be a number, a tensor or 'blur', got {substrate!r}.")
+        return blur(x)
+    if isinstance(substrate, (int, float)):
+        return torch.full_like(x, float(substrate))
+    if isinstance(substrate, Tensor):
+        return substrate.to(device=x.device, dtype=x.dtype).expand_as(x)
+    raise TypeError(f"substrate must be a number, a tensor or 'blur', got {type(substrate).__name__}.")
+
+
+def _ranks(maps: Tensor, seed: int) -> Tensor:
+    """Rank of every pixel (0 = most salient), ties broken by a seeded random permutation."""
+    n, p = maps.shape[0], maps[0].numel()
+    gen = torch.Generator().manual_seed(int(seed))
+    perm = torch.randperm(p, generator=gen).to(maps.device)
+    flat = maps.flatten(1)[:, perm]
+    order = torch.sort(flat, dim=1, descending=True, stable=True).indices
+    order = perm[order]  # pixel indices, most salient first
+    ranks = torch.empty_like(order)
+    ranks.scatter_(1, order, torch.arange(p, device=maps.device).expand(n, p).contiguous())
+    return ranks
+
+
+def _curves(
+    model: nn.Module,
+    x: Tensor,
+    explanation: Any,
+    target: Any,
+    steps: int,
+    substrate: Any,
+    score: str,
+    batch_size: int,
+    seed: int,
+    insert: bool,
+) -> tuple[Tensor, Tensor, Tensor]:
+    x = _check_images(x)
+    if int(steps) < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}.")
+    n, _, h, w = x.shape
+    maps = to_map(explanation, (h, w)).to(x.device)
+    if maps.shape[0] != n:
+        raise ValueError(f"{maps.shape[0]} maps for {n} images: pass one explanation per image.")
+    base = _substrate(x, substrate)
+    logits = _forward(model, x, batch_size)
+    tgt = _resolve_target(_explained_target(explanation, target), n, logits)
+    ranks = _ranks(maps, seed).view(n, 1, h, w)
+    counts = [round(k * h * w / steps) for k in range(steps + 1)]
+    rows = []
+    for k in counts:
+        moved = ranks < k  # the k most salient pixels
+        if insert:
+            xk = torch.where(moved, x, base)
+        else:
+            xk = torch.where(moved, base, x)
+        rows.append(_pick(_forward(model, xk, batch_size), tgt, score))
+    curves = torch.stack(rows, dim=1)
+    fractions = torch.tensor(counts, dtype=curves.dtype) / (h * w)
+    return curves, fractions, tgt
+
+
+def deletion(
+    model: nn.Module,
+    x: Tensor,
+    explanation: Any,
+    target: Any = None,
+    steps: int = 64,
+    substrate: Any = 0.0,
+    score: str = "softmax",
+    batch_size: int = 64,
+    seed: int = 0,
+) -> MetricResult:
+    """Deletion curve and its AUC (Petsiuk et al., RISE, BMVC 2018). Lower is better.
+
+    Pixels (all channels of a location together) are ranked by the map upsampled to the image,
+    most salient first; ties are broken by a random permutation fixed by ``seed``. At step
+    ``k = 0..steps`` the ``round(k*H*W/steps)`` top pixels are replaced by the substrate
+    (default ``0.0``: black for the course models, which normalise inside; a number, a tensor
+    broadcastable to ``x``, or ``"blur"``), and the curve records the score of the target class:
+    the **softmax probability** by default (``score="logit"`` / ``"log_softmax"`` possible).
+    The target defaults to the explanation's own target, else the model's argmax on ``x``.
+    Value per sample: :func:`auc` of the curve (trapezoid on the uniform grid ``k/steps``).
+    Cost: ``steps + 1`` forward passes per image. ``extras``: ``"curves"`` (N, steps+1),
+    ``"fractions"`` (steps+1,), ``"target"``.
+    """
+    curves, fractions, tgt = _curves(model, x, explanation, target, steps, substrate, score, batch_size, seed, False)
+    return MetricResult("deletion", auc(curves), {"curves": curves, "fractions": fractions, "target": tgt, "score": score})
+
+
+def insertion(
+    model: nn.Module,
+    x: Tensor,
+    explanation: Any,
+    target: Any = None,
+    steps: int = 64,
+    substrate: Any = "blur",
+    score: str = "softmax",
+    batch_size: int = 64,
+    seed: int = 0,
+) -> MetricResult:
+    """Insertion curve and its AUC (Petsiuk et al., RISE, BMVC 2018). Higher is better.
+
+    Starts from the substrate (default ``"blur"``: Gaussian blur of ``x`` with ``kernel=11,
+    sigma=5`` as in the RISE code; or a number / tensor) and puts back the original pixels, most
+    salient first, in ``steps`` equal chunks. Ranking, tie rule, score space (softmax probability
+    by default), target and AUC are as in :func:`deletion`. Cost: ``steps + 1`` forward passes
+    per image. ``extras``: ``"curves"``, ``"fractions"``, ``"target"``.
+    """
+    curves, fractions, tgt = _curves(model, x, explanation, target, steps, substrate, score, batch_size, seed, True)
+    return MetricResult("insertion", auc(curves), {"curves": curves, "fractions": fractions, "target": tgt, "score": score})
+
+
+def _confidence(
+    model: nn.Module, x: Tensor, explanation: Any, target: Any, score: str, baseline: float, batch_size: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    x = _check_images(x)
+    n, _, h, w = x.shape
+    maps = to_map(explanation, (h, w)).to(x.device).clamp_min(0)
+    if maps.shape[0] != n:
+        raise ValueError(f"{maps.shape[0]} maps for {n} images: pass one explanation per image.")
+    peak = maps.flatten(1).max(dim=1).values.view(n, 1, 1)
+    weight = torch.where(peak > 0, maps / peak.clamp_min(torch.finfo(maps.dtype).tiny), torch.zeros_like(maps))
+    masked = baseline + weight[:, None].to(x.dtype) * (x - baseline)
+    logits = _forward(model, x, batch_size)
+    tgt = _resolve_target(_explained_target(explanation, target), n, logits)
+    y = _pick(logits, tgt, score)
+    o = _pick(_forward(model, masked, batch_size), tgt, score)
+    return y, o, tgt
+
+
+def average_drop(
+    model: nn.Module,
+    x: Tensor,
+    explanation: Any,
+    target: Any = None,
+    score: str = "softmax",
+    relative: bool = True,
+    baseline: float = 0.0,
+    batch_size: int = 64,
+) -> MetricResult:
+    """Average Drop % (Chattopadhay et al., Grad-CAM++, WACV 2018). Lower is better.
+
+    ``L`` = positive part of the map, upsampled to the image and divided by its maximum (an
+    all-zero map gives ``L = 0``). ``O`` = score of the target on the explanation-masked image
+    ``baseline + L * (x - baseline)`` (``baseline=0`` is the paper's ``L ∘ I``); ``Y`` = score
+    on ``x``; softmax probability by default. Per sample (the paper's relative definition):
+    ``100 * max(0, Y - O) / Y``. With ``relative=False``: ``max(0, Y - O)`` (the pytorch-grad-cam
+    convention). Relative drop needs ``Y > 0``: a logit score with ``Y <= 0`` raises. Cost: 2
+    forward passes per image.
+    """
+    y, o, tgt = _confidence(model, x, explanation, target, score, baseline, batch_size)
+    drop = (y - o).clamp_min(0)
+    if relative:
+        if bool((y <= 0).any()):
+            raise ValueError(
+                "relative average drop divides by the score Y, which is <= 0 for some images: "
+                "use score='softmax' or relative=False."
+            )
+        drop = 100.0 * drop / y
+    return MetricResult("average_drop", drop, {"Y": y, "O": o, "target": tgt, "relative": relative})
+
+
+def increase_in_confidence(
+    model: nn.Module,
+    x: Tensor,
+    explanation: Any,
+    target: Any = None,
+    score: str = "softmax",
+    baseline: float = 0.0,
+    batch_size: int = 64,
+) -> MetricResult:
+    """% Increase in Confidence (Chattopadhay et al., Grad-CAM++). Higher is better.
+
+    Per sample ``100 * [O > Y]`` (strict), with ``O`` and ``Y`` exactly as in
+    :func:`average_drop`; the mean is the percentage of images whose score rises when only the
+    explained region is kept. Cost: 2 forward passes per image.
+    """
+    y, o, tgt = _confidence(model, x, explanation, target, score, baseline, batch_size)
+    return MetricResult("increase_in_confidence", 100.0 * (o > y).to(y.dtype), {"Y": y, "O": o, "target": tgt})
+
+
+# ---------------------------------------------------------------------------------------------
+# sanity check: cascading model-parameter randomisation (Adebayo et al., NeurIPS 2018)
+# ---------------------------------------------------------------------------------------------
+
+
+def _average_ranks(v: Tensor) -> Tensor:
+    s, order = torch.sort(v, stable=True)
+    _, inverse, counts = torch.unique_consecutive(s, return_inverse=True, return_counts=True)
+    start = torch.cumsum(counts, 0) - counts
+    group_rank = start.double() + (counts.double() - 1) / 2
+    ranks = torch.empty(v.numel(), dtype=torch.float64, device=v.device)
+    ranks[order] = group_rank[inverse]
+    return ranks
+
+
+def spearman(a: Tensor, b: Tensor) -> Tensor:
+    """Spearman rank correlation per sample between two batches of maps, shape (N,).
+
+    Pearson correlation of the average ranks (ties share the mean of their ranks) of the
+    flattened maps; maps with identical rankings give exactly 1. Convention for constant maps,
+    where the correlation is 0/0: both constant -> 1 (the orderings agree: everything is
+    tied), exactly one constant -> 0.
+    """
+    a = to_map(a) if not isinstance(a, Tensor) or a.dim() != 3 else a
+    b = to_map(b) if not isinstance(b, Tensor) or b.dim() != 3 else b
+    if a.shape != b.shape:
+        raise ValueError(f"maps to compare have shapes {tuple(a.shape)} and {tuple(b.shape)}; they must match.")
+    out = torch.empty(a.shape[0], dtype=torch.float64)
+    for i in range(a.shape[0]):
+        ra = _average_ranks(a[i].flatten().detach())
+        rb = _average_ranks(b[i].flatten().detach())
+        ca, cb = ra - ra.mean(), rb - rb.mean()
+        na, nb = ca.norm(), cb.norm()
+        if (na == 0 and nb == 0) or torch.equal(ra, rb):
+            out[i] = 1.0  # identical orderings: exactly 1, not 1 up to rounding
+        elif na == 0 or nb == 0:
+            out[i] = 0.0
+        else:
+            out[i] = float(((ca @ cb) / (na * nb)).clamp(-1.0, 1.0))
+    return out
+
+
+@dataclass
+class RandomizationResult:
+    """Cascading randomisation: similarity of each step's maps to the trained model's maps.
+
+    ``steps[0] == "none"`` (trained model, similarity 1); ``steps[i]`` is the name of the
+    ``i``-th layer re-initialised, all layers before it in the list staying randomised.
+    ``spearman`` and ``spearman_abs`` are (S, N): rank correlation of the maps and of their
+    absolute values. ``maps[i]`` is the (N, h, w) map at step ``i`` (for figures).
+    """
+
+    steps: list[str]
+    spearman: Tensor
+    spearman_abs: Tensor
+    maps: list[Tensor]
+    target: Tensor
+
+    @property
+    def mean(self) -> Tensor:
+        """Mean signed Spearman correlation per step, shape (S,)."""
+        return self.spearman.mean(dim=1)
+
+    @property
+    def mean_abs(self) -> Tensor:
+        """Mean Spearman correlation of absolute values per step, shape (S,)."""
+        return self.spearman_abs.mean(dim=1)
+
+
+def _param_layers(model: nn.Module) -> list[str]:
+    names = [
+        name
+        for name, m in model.named_modules()
+        if name and any(True for _ in m.parameters(recurse=False))
+    ]
+    return names[::-1]
+
+
+def _reinit(module: nn.Module, seed: int) -> None:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+        else:
+            with torch.no_grad():
+                for p in module.parameters(recurse=False):
+                    p.normal_(0.0, 0.02)
+
+
+def randomization_test(
+    method: Callable[..., Any],
+    model: nn.Module,
+    x: Tensor,
+    target: Any = None,
+    layers: Sequence[str] | None = None,
+    seed: int = 0,
+    **method_kwargs: Any,
+) -> RandomizationResult:
+    """Cascading model-parameter randomisation test (Adebayo et al., NeurIPS 2018).
+
+    ``method(model, x, target=..., **method_kwargs)`` is any camlib method (e.g.
+    ``camlib.grad_cam`` with ``layer="features"``). The model is deep-copied (the caller's model
+    is never modified) and its layers are re-initialised one after another **from the top
+    (logits) down**, cumulatively: by default every module that owns parameters, in reverse
+    registration order; or the names in ``layers``, top first. Layer ``i`` is re-initialised
+    with its own ``reset_parameters()`` under the seed ``seed + i`` (global RNG state restored
+    afterwards), so the result is deterministic by ``seed``. The target is fixed to the trained
+    model's (argmax if ``None``) so every step explains the same class. Similarity: Spearman
+    rank correlation (:func:`spearman`) between the trained map and each step's map at the
+    method's own resolution, signed and of absolute values. A method that passes the check
+    shows similarity falling towards 0 as more layers are randomised.
+    """
+    x = _check_images(x)
+    if not callable(method):
+        raise TypeError("method must be a camlib method such as camlib.grad_cam.")
+    names = dict((m, n) for n, m in model.named_modules())
+    layer = method_kwargs.get("layer")
+    if isinstance(layer, nn.Module):
+        if layer not in names:
+            raise ValueError("layer is a module that is not inside model; pass its dotted name instead.")
+        method_kwargs["layer"] = names[layer]
+    work = copy.deepcopy(model)
+    modules = dict(work.named_modules())
+    order = list(layers) if layers is not None else _param_layers(work)
+    for name in order:
+        if name not in modules or not name:
+            raise ValueError(f"no layer named {name!r} in the model; valid names: {_param_layers(work)}.")
+    first = method(work, x, target=target, **method_kwargs)
+    tgt = first.target if hasattr(first, "target") else _resolve_target(target, x.shape[0], _forward(work, x, 64))
+    ref = to_map(first)
+    maps = [ref]
+    rho = [spearman(ref, ref)]
+    rho_abs = [spearman(ref.abs(), ref.abs())]
+    for i, name in enumerate(order):
+        _reinit(modules[name], seed + i)
+        m = to_map(method(work, x, target=tgt, **method_kwargs))
+        maps.append(m)
+        rho.append(spearman(ref, m))
+        rho_abs.append(spearman(ref.abs(), m.abs()))
+    return RandomizationResult(["none", *order], torch.stack(rho), torch.stack(rho_abs), maps, tgt)
