@@ -1,3 +1,155 @@
-"""Placeholder: being written."""
+"""Overlays and grids of explanation maps, drawn with matplotlib's object API.
 
-__all__: list[str] = []
+Nothing here touches ``matplotlib.pyplot``: figures are ``matplotlib.figure.Figure`` objects that
+Jupyter displays once when a cell returns them, and that :func:`figure_to_png` turns into PNG
+bytes for the widgets. So a notebook never gets a duplicated figure and no figure is left open.
+
+* :func:`to_display` maps an image tensor or array to an ``(H, W, 3)`` float array in ``[0, 1]``.
+* :func:`overlay` blends a colour-mapped, min-max normalised map over an image:
+  ``out = (1 - alpha) * image + alpha * cmap(normalize(upsample(map)))``.
+* :func:`show_maps` draws a grid of images with their maps.
+* :func:`figure_to_png` renders a figure to PNG bytes with the Agg backend.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib
+import numpy as np
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+__all__ = ["to_display", "as_map", "overlay", "show_maps", "figure_to_png"]
+
+
+def _as_numpy(value: Any, what: str) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", torch.float64).numpy()
+    if isinstance(value, np.ndarray):
+        return value.astype(np.float64, copy=False)
+    raise TypeError(f"{what} must be a torch.Tensor or a numpy array, got {type(value).__name__}")
+
+
+def to_display(image: Any) -> np.ndarray:
+    """Return ``image`` as an ``(H, W, 3)`` float64 array in ``[0, 1]`` for ``imshow``.
+
+    Accepts ``(3, H, W)``, ``(1, 3, H, W)``, ``(H, W, 3)``, ``(1, H, W)`` or ``(H, W)``. Values already
+    in ``[0, 1]`` are kept; anything else (e.g. an ImageNet-normalised photo) is min-max rescaled:
+    ``(x - min x) / (max x - min x)`` (a constant image becomes zeros).
+    """
+    arr = _as_numpy(image, "image")
+    if arr.ndim == 4:
+        if arr.shape[0] != 1:
+            raise ValueError(f"pass one image, not a batch of {arr.shape[0]}: index it first, e.g. images[i]")
+        arr = arr[0]
+    if arr.ndim == 3 and arr.shape[-1] not in (1, 3) and arr.shape[0] in (1, 3):
+        arr = np.moveaxis(arr, 0, -1)  # channels first -> channels last
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3 or arr.shape[-1] not in (1, 3):
+        raise ValueError(f"image must be (3,H,W), (H,W,3) or (H,W); got shape {tuple(arr.shape)}")
+    if arr.shape[-1] == 1:
+        arr = np.repeat(arr, 3, axis=-1)
+    if not np.isfinite(arr).all():
+        raise ValueError("image contains NaN or inf values")
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo < 0.0 or hi > 1.0:
+        arr = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
+    return np.ascontiguousarray(arr)
+
+
+def as_map(map: Any, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Return a 2-D map as float64, bilinearly resized to ``size = (H, W)`` when given.
+
+    Accepts ``(h, w)``, ``(1, h, w)`` or ``(1, 1, h, w)``; no normalisation is applied.
+    """
+    arr = _as_numpy(map, "map")
+    while arr.ndim > 2 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.ndim != 2:
+        raise ValueError(f"map must be 2-D (h, w) (one map, not a batch); got shape {tuple(arr.shape)}")
+    if size is not None and tuple(arr.shape) != tuple(size):
+        t = torch.from_numpy(np.ascontiguousarray(arr))[None, None]
+        arr = torch.nn.functional.interpolate(t, size=tuple(size), mode="bilinear", align_corners=False)[0, 0].numpy()
+    return arr
+
+
+def _minmax(arr: np.ndarray) -> np.ndarray:
+    lo, hi = float(arr.min()), float(arr.max())
+    return (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
+
+
+def overlay(image: Any, map: Any, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
+    """Blend a map over an image: ``(1 - alpha) * image + alpha * cmap(minmax(map))``.
+
+    ``map`` is resized (bilinear) to the image size and min-max normalised (a constant map becomes
+    zeros); ``image`` goes through :func:`to_display`. Returns an ``(H, W, 3)`` array in ``[0, 1]``.
+    """
+    if not isinstance(alpha, (int, float)) or not 0.0 <= float(alpha) <= 1.0:
+        raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
+    base = to_display(image)
+    heat = _minmax(as_map(map, base.shape[:2]))
+    try:
+        colours = matplotlib.colormaps[cmap](heat)[..., :3]
+    except KeyError:
+        raise ValueError(f"unknown colormap {cmap!r}; use a matplotlib name such as 'jet' or 'viridis'") from None
+    return np.clip((1.0 - alpha) * base + alpha * colours, 0.0, 1.0)
+
+
+def show_maps(
+    images: Any,
+    maps: Any,
+    titles: Sequence[str] | None = None,
+    alpha: float = 0.5,
+    cmap: str = "jet",
+    ncols: int | None = None,
+    size: float = 2.2,
+) -> Figure:
+    """A grid with one panel per ``overlay(images[i], maps[i], alpha, cmap)``.
+
+    ``images`` is ``(N, 3, H, W)`` (or one image, broadcast to every map), ``maps`` is ``(N, h, w)``.
+    Returns a ``matplotlib.figure.Figure`` (not registered with pyplot: a cell that returns it shows it
+    once).
+    """
+    map_arr = _as_numpy(maps, "maps")
+    if map_arr.ndim == 2:
+        map_arr = map_arr[None]
+    if map_arr.ndim == 4 and map_arr.shape[1] == 1:
+        map_arr = map_arr[:, 0]
+    if map_arr.ndim != 3:
+        raise ValueError(f"maps must be (N, h, w); got shape {tuple(map_arr.shape)}")
+    n = map_arr.shape[0]
+    img_arr = _as_numpy(images, "images")
+    if img_arr.ndim == 3:
+        img_arr = np.broadcast_to(img_arr, (n, *img_arr.shape))
+    if img_arr.ndim != 4 or img_arr.shape[0] != n:
+        raise ValueError(f"images must be (N, 3, H, W) with N = {n} (the number of maps); got {tuple(img_arr.shape)}")
+    if titles is not None and len(titles) != n:
+        raise ValueError(f"titles has {len(titles)} entries for {n} maps; pass one title per map or None")
+    cols = min(n, ncols or 6)
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=(size * cols, size * rows + (0.3 if titles else 0.0)))
+    for i in range(rows * cols):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        ax.set_axis_off()
+        if i < n:
+            ax.imshow(overlay(img_arr[i], map_arr[i], alpha=alpha, cmap=cmap))
+            if titles is not None:
+                ax.set_title(str(titles[i]), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def figure_to_png(fig: Figure, dpi: int = 80) -> bytes:
+    """Render ``fig`` with the Agg backend and return the PNG bytes (deterministic for equal input)."""
+    if not isinstance(fig, Figure):
+        raise TypeError(f"expected a matplotlib.figure.Figure, got {type(fig).__name__}")
+    FigureCanvasAgg(fig)  # attach an Agg canvas: no GUI backend, no pyplot state
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    return buf.getvalue()

@@ -1,3 +1,841 @@
-"""Placeholder: being written."""
+"""One ipywidgets explorer per notebook of the course.
 
-__all__: list[str] = []
+Every explorer has two halves:
+
+* a **pure render function** ``render_<name>(...) -> (png_bytes, readout_text)``: it computes with
+  camlib, draws a ``matplotlib.figure.Figure`` on an Agg canvas, and returns the PNG bytes and a plain
+  text readout. No widget, kernel or display is involved, so it is tested on its own;
+* a **thin wiring** ``<name>_explorer(...) -> Explorer``: ipywidgets controls whose ``value`` changes
+  call the render function with the current control values and write the result into one
+  ``widgets.Image`` (``value`` = PNG bytes) and one ``widgets.HTML`` readout. Nothing is displayed from
+  a callback and no pyplot figure is ever created, so a slider move replaces one image in place: no
+  flicker, no duplicated plots.
+
+The returned :class:`Explorer` is a ``VBox`` with ``.controls`` (name -> widget), ``.image``,
+``.readout``, ``.params()`` (the current keyword arguments of the render function) and
+``.render_count``. CSS classes for the browser tests: every slider ``camlib-slider`` and
+``camlib-slider-<name>``, the image ``camlib-image``, the readout ``camlib-readout``, the container
+``camlib-explorer camlib-explorer-<kind>``; a render that raises shows its message in the readout with
+the class ``camlib-error`` instead of failing silently.
+
+Formulas behind the readouts (notation of MATH.md: logit ``y``, baseline ``x'``):
+
+* linear model ``y = w0 + w1 x1 + w2 x2``: gradient ``w_i``, gradient x input ``w_i x_i``, occlusion
+  change ``y(x) - y(x with x_i <- b_i) = w_i (x_i - b_i)``, Integrated Gradients ``w_i (x_i - b_i)``;
+* Grad-CAM++ on an exponential head: ``alpha = 1 / (2 + s_k g)`` with ``s_k = sum_ij A^k_ij``;
+* Integrated Gradients completeness error ``delta = sum_i IG_i - (F(x) - F(x'))``;
+* comparison: ``camlib.metrics.pointing_game`` (ties="first": the raster-order argmax of the map is
+  in the mask) and ``camlib.metrics.energy_inside`` (``sum_{mask} relu(map) / sum relu(map)``), on
+  ``camlib.metrics.to_map`` of the method's result.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import ipywidgets as widgets
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from torch import Tensor, nn
+
+import camlib
+
+from .plotting import as_map, figure_to_png, overlay, to_display
+
+__all__ = [
+    "Explorer",
+    "readout_html",
+    "render_feature_maps",
+    "feature_maps_explorer",
+    "render_linear_regression",
+    "linear_regression_explorer",
+    "linear_attributions",
+    "occlusion_windows",
+    "render_occlusion",
+    "occlusion_explorer",
+    "render_cam",
+    "cam_explorer",
+    "render_alpha",
+    "alpha_explorer",
+    "render_ig",
+    "ig_explorer",
+    "render_comparison",
+    "comparison_explorer",
+]
+
+RenderResult = tuple[bytes, str]
+
+#: methods of the CAM family that the cam explorer can call, and whether each one takes a layer
+#: other than the GAP layer and a ``score=`` argument.
+CAM_METHODS: dict[str, dict[str, bool]] = {
+    "cam": {"layer": False, "score": False},
+    "grad_cam": {"layer": True, "score": True},
+    "grad_cam_plus": {"layer": True, "score": True},
+    "grad_cam_pp": {"layer": True, "score": False},
+    "xgrad_cam": {"layer": True, "score": True},
+    "counterfactual": {"layer": True, "score": True},
+}
+PIXEL_METHODS = ("saliency", "gradient_x_input", "integrated_gradients", "occlusion")
+SCORES = ("logit", "softmax", "log_softmax")
+BASELINES = ("grey", "black", "blur")
+
+
+# ----------------------------------------------------------------------------- wiring
+
+
+def readout_html(text: str, error: bool = False) -> str:
+    """The HTML that an explorer writes into its readout for ``text`` (escaped, pre-formatted)."""
+    cls = "camlib-readout-text camlib-error" if error else "camlib-readout-text"
+    return f'<pre class="{cls}" style="margin:0;font-size:12px;line-height:1.35">{html.escape(text)}</pre>'
+
+
+class Explorer(widgets.VBox):
+    """A control panel, one image and one readout, kept in sync with a pure render function.
+
+    ``render(**fixed, **params())`` is called once at construction and again on every ``value``
+    change of a control; its PNG bytes go to ``image.value`` and its text to ``readout.value``
+    (through :func:`readout_html`).
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        render: Callable[..., RenderResult],
+        controls: Mapping[str, widgets.ValueWidget],
+        fixed: Mapping[str, Any] | None = None,
+        on_change: Callable[[Explorer, str], None] | None = None,
+        width: str = "760px",
+    ) -> None:
+        self.kind = kind
+        self.render_fn = render
+        self.fixed = dict(fixed or {})
+        self.controls: dict[str, widgets.ValueWidget] = dict(controls)
+        self.on_change = on_change
+        self.render_count = 0
+        # natural size (no rescaling blur); every PNG of one explorer has the same size, so no jumps
+        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", height="auto"))
+        self.image.add_class("camlib-image")
+        self.image.add_class(f"camlib-image-{kind}")
+        self.readout = widgets.HTML()
+        self.readout.add_class("camlib-readout")
+        self.readout.add_class(f"camlib-readout-{kind}")
+        for name, control in self.controls.items():
+            if isinstance(control, (widgets.IntSlider, widgets.FloatSlider, widgets.FloatLogSlider)):
+                control.add_class("camlib-slider")
+                control.add_class(f"camlib-slider-{name.replace('_', '-')}")
+                control.add_class("camlib-slider-int" if isinstance(control, widgets.IntSlider) else "camlib-slider-float")
+            else:
+                control.add_class("camlib-control")
+                control.add_class(f"camlib-control-{name.replace('_', '-')}")
+            control.observe(self._changed, names="value")
+        rows = [widgets.HBox(list(self.controls.values())[i : i + 3]) for i in range(0, len(self.controls), 3)]
+        super().__init__(children=[*rows, self.image, self.readout], layout=widgets.Layout(width=width))
+        self.add_class("camlib-explorer")
+        self.add_class(f"camlib-explorer-{kind}")
+        if self.on_change is not None:
+            self.on_change(self, "")
+        self.update()
+
+    def params(self) -> dict[str, Any]:
+        """The keyword arguments the render function gets from the controls right now."""
+        return {name: control.value for name, control in self.controls.items()}
+
+    def _changed(self, change: dict[str, Any]) -> None:
+        if self.on_change is not None:
+            name = next((n for n, c in self.controls.items() if c is change["owner"]), "")
+            self.on_change(self, name)
+        self.update()
+
+    def update(self) -> None:
+        """Render with the current values and write the PNG and the readout into the widgets."""
+        try:
+            png, text = self.render_fn(**self.fixed, **self.params())
+        except Exception as exc:  # shown to the learner instead of vanishing into the kernel log
+            last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+            self.readout.value = readout_html(f"render failed: {last}", error=True)
+            return
+        self.render_count += 1
+        self.image.value = png
+        self.readout.value = readout_html(text)
+
+
+def _slider(cls: type, name: str, value: float, lo: float, hi: float, step: float, **kw: Any) -> widgets.ValueWidget:
+    return cls(
+        value=value,
+        min=lo,
+        max=hi,
+        step=step,
+        description=name,
+        continuous_update=kw.pop("continuous_update", False),
+        style={"description_width": "initial"},
+        layout=widgets.Layout(width="240px"),
+        **kw,
+    )
+
+
+def _choice(name: str, options: Sequence[Any], value: Any) -> widgets.Dropdown:
+    return widgets.Dropdown(
+        options=list(options),
+        value=value,
+        description=name,
+        style={"description_width": "initial"},
+        layout=widgets.Layout(width="240px"),
+    )
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _check_model(model: Any) -> nn.Module:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    return model
+
+
+def _check_images(images: Any, what: str = "images") -> Tensor:
+    if not isinstance(images, Tensor):
+        raise TypeError(f"{what} must be a torch.Tensor of shape (N, C, H, W), got {type(images).__name__}")
+    if images.ndim == 3:
+        images = images[None]
+    if images.ndim != 4:
+        raise ValueError(f"{what} must have shape (N, C, H, W) or (C, H, W); got {tuple(images.shape)}")
+    return images
+
+
+def _device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
+    p = next(model.parameters(), None)
+    return (p.device, p.dtype) if p is not None else (torch.device("cpu"), torch.float32)
+
+
+def _pick(images: Tensor, index: int, model: nn.Module) -> Tensor:
+    if not 0 <= int(index) < images.shape[0]:
+        raise ValueError(f"index {index} is out of range: there are {images.shape[0]} images (0..{images.shape[0] - 1})")
+    device, dtype = _device_dtype(model)
+    return images[int(index) : int(index) + 1].to(device=device, dtype=dtype)
+
+
+def _resolve_layer(model: nn.Module, layer: str | nn.Module) -> nn.Module:
+    if isinstance(layer, nn.Module):
+        if not any(m is layer for m in model.modules()):
+            raise ValueError("layer is not a submodule of model: pass a module of this model or its dotted name")
+        return layer
+    try:
+        return model.get_submodule(layer)
+    except AttributeError:
+        names = [n for n, _ in model.named_modules() if n]
+        raise ValueError(f"model has no layer {layer!r}; dotted names it has: {names[:20]}") from None
+
+
+def _forward_capture(model: nn.Module, x: Tensor, layer: str | nn.Module) -> tuple[Tensor, Tensor]:
+    """Logits ``model(x)`` and the output of ``layer``, without leaving a hook behind."""
+    module = _resolve_layer(model, layer)
+    store: dict[str, Tensor] = {}
+    handle = module.register_forward_hook(lambda _m, _i, out: store.__setitem__("a", out.detach()))
+    try:
+        with torch.no_grad():
+            logits = model(x)
+    finally:
+        handle.remove()
+    return logits.detach(), store["a"]
+
+
+def _class_names(model: nn.Module, images: Tensor, class_names: Sequence[str] | None) -> list[str]:
+    if class_names is not None:
+        return [str(c) for c in class_names]
+    device, dtype = _device_dtype(model)
+    with torch.no_grad():
+        n_out = int(model(images[:1].to(device=device, dtype=dtype)).shape[-1])
+    known = tuple(getattr(camlib.data, "CLASSES", ()))
+    return list(known) if len(known) == n_out else [f"class {i}" for i in range(n_out)]
+
+
+def _target_arg(target: int | None) -> int | None:
+    return None if target is None or int(target) < 0 else int(target)
+
+
+def _name(names: Sequence[str], c: int) -> str:
+    return names[c] if 0 <= c < len(names) else f"class {c}"
+
+
+def _score_value(logits: Tensor, c: int, score: str) -> float:
+    if score == "softmax":
+        return float(torch.softmax(logits, -1)[0, c])
+    if score == "log_softmax":
+        return float(torch.log_softmax(logits, -1)[0, c])
+    return float(logits[0, c])
+
+
+def _figure(ncols: int, width: float = 9.5, height: float = 3.4) -> tuple[Figure, list[Any]]:
+    fig = Figure(figsize=(width, height))
+    axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
+    return fig, axes
+
+
+def _png(fig: Figure, right: float = 0.97) -> bytes:
+    # fixed margins instead of tight_layout: the layout pass costs more than the drawing itself,
+    # and every PNG of one explorer keeps the same size, so the page never jumps
+    fig.subplots_adjust(left=0.07, right=right, bottom=0.14, top=0.88, wspace=0.35)
+    return figure_to_png(fig, dpi=80)
+
+
+def _blur(x: Tensor, sigma: float = 3.0) -> Tensor:
+    """A separable Gaussian blur of ``x`` (N, C, H, W) with reflection padding: the 'blur' baseline."""
+    radius = max(1, int(math.ceil(3 * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    c = x.shape[1]
+    radius_h = min(radius, x.shape[-2] - 1)
+    radius_w = min(radius, x.shape[-1] - 1)
+    kh = k[radius - radius_h : radius + radius_h + 1]
+    kw = k[radius - radius_w : radius + radius_w + 1]
+    kh, kw = kh / kh.sum(), kw / kw.sum()
+    y = torch.nn.functional.pad(x, (radius_w, radius_w, 0, 0), mode="reflect")
+    y = torch.nn.functional.conv2d(y, kw.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    y = torch.nn.functional.pad(y, (0, 0, radius_h, radius_h), mode="reflect")
+    return torch.nn.functional.conv2d(y, kh.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+
+
+def _baseline(x: Tensor, kind: str) -> Tensor:
+    if kind == "grey":
+        return torch.full_like(x, 0.5)
+    if kind == "black":
+        return torch.zeros_like(x)
+    if kind == "blur":
+        return _blur(x)
+    raise ValueError(f"baseline must be one of {BASELINES}, got {kind!r}")
+
+
+# ----------------------------------------------------------------------------- nb00: feature maps
+
+
+def render_feature_maps(
+    model: nn.Module, images: Tensor, index: int = 0, channel: int = 0, layer: str | nn.Module = "features"
+) -> RenderResult:
+    """Image ``index`` next to channel ``channel`` of the activations ``A^k`` of ``layer``.
+
+    Readout: the predicted class and logit, the shape of ``A``, and for channel ``k`` its min, max and
+    ``s_k = sum_ij A^k_ij`` (the quantity that GAP divides by ``Z = h w``).
+    """
+    model, images = _check_model(model), _check_images(images)
+    x = _pick(images, index, model)
+    logits, acts = _forward_capture(model, x, layer)
+    if acts.ndim != 4:
+        raise ValueError(f"layer {layer!r} outputs shape {tuple(acts.shape)}; pick a convolutional layer (N, K, h, w)")
+    k_total = acts.shape[1]
+    if not 0 <= int(channel) < k_total:
+        raise ValueError(f"channel {channel} is out of range: the layer has {k_total} channels (0..{k_total - 1})")
+    a = acts[0, int(channel)].double().cpu()
+    pred = int(logits[0].argmax())
+    known = tuple(getattr(camlib.data, "CLASSES", ()))
+    names = list(known) if len(known) == logits.shape[-1] else []
+    fig, (ax0, ax1) = _figure(2, width=7.5, height=3.4)
+    ax0.imshow(to_display(x[0]))
+    ax0.set_title(f"image {index}")
+    ax1.imshow(a.numpy(), cmap="viridis")
+    ax1.set_title(f"channel {channel} of {layer if isinstance(layer, str) else 'layer'}")
+    for ax in (ax0, ax1):
+        ax.set_axis_off()
+    text = (
+        f"image {index}: predicted class {pred} ({_name(names, pred)}), logit {float(logits[0, pred]):.4f}\n"
+        f"activations A: {tuple(acts.shape[1:])} (K, h, w)\n"
+        f"channel {channel}: min {float(a.min()):.4f}  max {float(a.max()):.4f}  "
+        f"s_k = sum A^k = {float(a.sum()):.4f}  mean {float(a.mean()):.4f}"
+    )
+    return _png(fig), text
+
+
+def feature_maps_explorer(model: nn.Module, images: Tensor, layer: str | nn.Module = "features") -> Explorer:
+    """Explore the channels of ``layer``: sliders for the image index and the channel."""
+    model, images = _check_model(model), _check_images(images)
+    _, acts = _forward_capture(model, _pick(images, 0, model), layer)
+    controls = {
+        "index": _slider(widgets.IntSlider, "image", 0, 0, images.shape[0] - 1, 1),
+        "channel": _slider(widgets.IntSlider, "channel", 0, 0, acts.shape[1] - 1, 1),
+    }
+    return Explorer("feature-maps", render_feature_maps, controls, {"model": model, "images": images, "layer": layer})
+
+
+# ----------------------------------------------------------------------------- nb01: linear regression
+
+
+def linear_attributions(
+    w0: float, w1: float, w2: float, x1: float, x2: float, b1: float = 0.0, b2: float = 0.0
+) -> dict[str, Any]:
+    """Closed forms for ``y = w0 + w1 x1 + w2 x2`` at ``x`` with baseline ``b``.
+
+    ``gradient = (w1, w2)``, ``grad_x_input = (w1 x1, w2 x2)``, ``occlusion = (w_i (x_i - b_i))``;
+    ``ig`` is a one-step right Riemann sum of the path integral, exact for a linear model and equal to
+    ``w_i (x_i - b_i)``; completeness ``sum ig = y(x) - y(b)``.
+    """
+    w = np.array([w1, w2], dtype=np.float64)
+    x = np.array([x1, x2], dtype=np.float64)
+    b = np.array([b1, b2], dtype=np.float64)
+
+    def f(v: np.ndarray) -> float:
+        return float(w0 + w @ v)
+
+    def grad(_v: np.ndarray) -> np.ndarray:
+        return w.copy()
+
+    occl = np.array([f(x) - f(np.where(np.arange(2) == i, b, x)) for i in range(2)])
+    ig = (x - b) * grad(b + 1.0 * (x - b))  # right Riemann sum with m = 1
+    return {
+        "y": f(x),
+        "y_baseline": f(b),
+        "gradient": grad(x),
+        "grad_x_input": grad(x) * x,
+        "occlusion": occl,
+        "ig": ig,
+    }
+
+
+def render_linear_regression(
+    w0: float = 0.5, w1: float = 2.0, w2: float = -1.0, x1: float = 1.0, x2: float = 1.5, b1: float = 0.0, b2: float = 0.0
+) -> RenderResult:
+    """Level sets of ``y = w0 + w1 x1 + w2 x2`` with ``x``, the baseline ``b`` and the gradient arrow,
+    and the four attributions per feature (see :func:`linear_attributions`)."""
+    r = linear_attributions(w0, w1, w2, x1, x2, b1, b2)
+    fig, (ax0, ax1) = _figure(2, width=9.0, height=3.6)
+    g1, g2 = np.meshgrid(np.linspace(-3, 3, 61), np.linspace(-3, 3, 61))
+    levels = w0 + w1 * g1 + w2 * g2
+    cs = ax0.contourf(g1, g2, levels, levels=15, cmap="coolwarm")
+    fig.colorbar(cs, ax=ax0, fraction=0.046, pad=0.04)
+    ax0.plot([b1, x1], [b2, x2], "k--", lw=1)
+    ax0.plot([x1], [x2], "ko")
+    ax0.plot([b1], [b2], "ws", mec="k")
+    ax0.annotate("", xy=(x1 + 0.3 * w1, x2 + 0.3 * w2), xytext=(x1, x2), arrowprops={"arrowstyle": "->", "lw": 2})
+    ax0.set(xlim=(-3, 3), ylim=(-3, 3), xlabel="x1", ylabel="x2", title=f"y = {r['y']:.3f} at x (dot); baseline (square)")
+    names = ("gradient", "gradient x input", "occlusion change", "integrated gradients")
+    keys = ("gradient", "grad_x_input", "occlusion", "ig")
+    pos = np.arange(2)
+    for j, key in enumerate(keys):
+        ax1.bar(pos + (j - 1.5) * 0.2, r[key], width=0.2, label=names[j])
+    ax1.axhline(0, color="k", lw=0.8)
+    ax1.set_xticks(pos, ["feature x1", "feature x2"])
+    ax1.set_title("attributions")
+    ax1.legend(fontsize=7, loc="best")
+    text = (
+        f"y = {w0:g} + {w1:g}*{x1:g} + {w2:g}*{x2:g} = {r['y']:.4f};  y(baseline) = {r['y_baseline']:.4f}\n"
+        f"gradient            dy/dx = ({w1:.4f}, {w2:.4f})\n"
+        f"gradient x input    w_i x_i = ({r['grad_x_input'][0]:.4f}, {r['grad_x_input'][1]:.4f})\n"
+        f"occlusion change    w_i (x_i - b_i) = ({r['occlusion'][0]:.4f}, {r['occlusion'][1]:.4f})\n"
+        f"integrated grads    ({r['ig'][0]:.4f}, {r['ig'][1]:.4f});  sum = {r['ig'].sum():.4f} = y(x) - y(b)"
+    )
+    return _png(fig), text
+
+
+def linear_regression_explorer() -> Explorer:
+    """Sliders for the weights ``w0, w1, w2``, the input ``x1, x2`` and the baseline ``b1, b2``."""
+    s = widgets.FloatSlider
+    controls = {
+        "w0": _slider(s, "w0", 0.5, -2.0, 2.0, 0.1),
+        "w1": _slider(s, "w1", 2.0, -3.0, 3.0, 0.1),
+        "w2": _slider(s, "w2", -1.0, -3.0, 3.0, 0.1),
+        "x1": _slider(s, "x1", 1.0, -3.0, 3.0, 0.1),
+        "x2": _slider(s, "x2", 1.5, -3.0, 3.0, 0.1),
+        "b1": _slider(s, "baseline b1", 0.0, -3.0, 3.0, 0.1),
+        "b2": _slider(s, "baseline b2", 0.0, -3.0, 3.0, 0.1),
+    }
+    return Explorer("linear-regression", render_linear_regression, controls)
+
+
+# ----------------------------------------------------------------------------- nb02: occlusion
+
+
+def occlusion_windows(size: int, patch: int, stride: int) -> int:
+    """Window positions along one axis: ``0, stride, 2 stride, ...`` until the image is covered,
+    i.e. ``ceil((size - patch) / stride) + 1`` (the last window may be cut off)."""
+    if patch >= size:
+        return 1
+    return math.ceil((size - patch) / stride) + 1
+
+
+def render_occlusion(
+    model: nn.Module,
+    image: Tensor,
+    target: int | None = None,
+    patch: int = 8,
+    stride: int = 4,
+    baseline: str = "grey",
+) -> RenderResult:
+    """``camlib.occlusion`` with a ``patch x patch`` window moved by ``stride`` and filled with the
+    baseline (grey 0.5, black 0, or a Gaussian blur of the image).
+
+    Readout: the explained logit, the largest score drop ``y(x) - y(x_{P <- b})`` over windows, the
+    number of windows and of forward passes (windows + 1 for the clean image).
+    """
+    model = _check_model(model)
+    x = _pick(_check_images(image, "image"), 0, model)
+    base = _baseline(x, baseline)
+    attr = camlib.occlusion(model, x, target=_target_arg(target), patch=int(patch), stride=int(stride), baseline=base)
+    values = attr.values[0].mean(0).double().cpu()
+    grid = attr.extras["windows"][0].double().cpu()  # (rows, cols) drops y(x) - y(x_{P <- b})
+    n_rows, n_cols = grid.shape
+    r, c = np.unravel_index(int(torch.argmax(grid)), tuple(grid.shape))
+    drop = float(grid[r, c])
+    top, left = attr.extras["rows"][r], attr.extras["cols"][c]
+    c_idx = int(attr.target[0])
+    fig, (ax0, ax1, ax2) = _figure(3, width=10.0, height=3.5)
+    ax0.imshow(to_display(x[0]))
+    ax0.add_patch(Rectangle((left - 0.5, top - 0.5), patch, patch, fill=False, ec="red", lw=2))
+    ax0.set_title("largest drop window")
+    ax1.imshow(to_display(base[0]))
+    ax1.set_title(f"baseline: {baseline}")
+    im = ax2.imshow(values.numpy(), cmap="RdBu_r", vmin=-float(values.abs().max()), vmax=float(values.abs().max()) or 1.0)
+    fig.colorbar(im, ax=ax2, fraction=0.046, pad=0.04)
+    ax2.set_title("score drop (mean over windows)")
+    for ax in (ax0, ax1, ax2):
+        ax.set_axis_off()
+    text = (
+        f"class {c_idx}: logit y(x) = {float(attr.score[0]):.4f}\n"
+        f"patch {patch} x {patch}, stride {stride}, baseline {baseline}\n"
+        f"largest score drop y(x) - y(occluded) = {drop:.4f} at window row {r}, col {c}\n"
+        f"windows {n_rows} x {n_cols} = {n_rows * n_cols}; forward passes = {n_rows * n_cols + 1} "
+        f"(one per window + the clean image)"
+    )
+    return _png(fig, right=0.92), text
+
+
+def occlusion_explorer(model: nn.Module, image: Tensor, target: int | None = None) -> Explorer:
+    """Sliders for the patch size and the stride, and a baseline choice (grey, black, blur)."""
+    model = _check_model(model)
+    image = _check_images(image, "image")[:1]
+    size = int(min(image.shape[-2:]))
+    controls = {
+        "patch": _slider(widgets.IntSlider, "patch", min(8, size), 2, max(2, size // 2), 1),
+        # stride >= size / 16 keeps a render under ~300 forward passes (about a second on a laptop CPU)
+        "stride": _slider(widgets.IntSlider, "stride", min(8, size), max(2, size // 16), max(2, size // 4), 1),
+        "baseline": _choice("baseline", BASELINES, "grey"),
+    }
+    return Explorer("occlusion", render_occlusion, controls, {"model": model, "image": image, "target": target})
+
+
+# ----------------------------------------------------------------------------- nb03/nb04: CAM family
+
+
+def _cam_result(model: nn.Module, x: Tensor, method: str, layer: str | nn.Module, target: int | None, score: str) -> Any:
+    if method not in CAM_METHODS:
+        raise ValueError(f"method must be one of {tuple(CAM_METHODS)}, got {method!r}")
+    fn = getattr(camlib, method)
+    if method == "cam":
+        return fn(model, x, target=target, layer=layer)
+    if CAM_METHODS[method]["score"]:
+        return fn(model, x, layer, target=target, score=score)
+    return fn(model, x, layer, target=target)
+
+
+def render_cam(
+    model: nn.Module,
+    images: Tensor,
+    index: int = 0,
+    target: int | None = None,
+    method: str = "grad_cam",
+    layer: str | nn.Module = "features",
+    score: str = "logit",
+    opacity: float = 0.5,
+    threshold: float = 0.0,
+    class_names: Sequence[str] | None = None,
+) -> RenderResult:
+    """``camlib.<method>`` on image ``index`` for class ``target`` (``None`` or negative: the argmax).
+
+    The map ``relu(sum_k w_k A^k)`` is upsampled to the image, min-max normalised to ``[0, 1]``, set to
+    zero below ``threshold`` and blended with ``opacity``. CAM always uses the GAP layer and the logit;
+    Grad-CAM++ (eq. 19) explains ``exp(logit)``. Readout: the explained score, the map's raw range,
+    the number of positive channel weights, and the fraction of the image at or above ``threshold``.
+    """
+    model, images = _check_model(model), _check_images(images)
+    if score not in SCORES:
+        raise ValueError(f"score must be one of {SCORES}, got {score!r}")
+    names = list(class_names) if class_names is not None else _class_names(model, images, None)
+    x = _pick(images, index, model)
+    res = _cam_result(model, x, method, layer, _target_arg(target), score)
+    size = tuple(x.shape[-2:])
+    heat = as_map(res.map[0], size)
+    lo, hi = float(heat.min()), float(heat.max())
+    norm = (heat - lo) / (hi - lo) if hi > lo else np.zeros_like(heat)
+    shown = np.where(norm >= threshold, norm, 0.0)
+    c = int(res.target[0])
+    with torch.no_grad():
+        logits = model(x)
+    pred = int(logits[0].argmax())
+    fig, (ax0, ax1) = _figure(2, width=7.5, height=3.6)
+    ax0.imshow(to_display(x[0]))
+    ax0.set_title(f"image {index}: predicted {_name(names, pred)}", fontsize=10)
+    ax1.imshow(overlay(x[0], shown, alpha=float(opacity)) if shown.max() > 0 else to_display(x[0]))
+    if 0.0 < threshold < 1.0 and hi > lo:
+        ax1.contour(norm, levels=[threshold], colors="white", linewidths=1)
+    ax1.set_title(f"{method} for {_name(names, c)}", fontsize=10)
+    for ax in (ax0, ax1):
+        ax.set_axis_off()
+    used_layer = layer if isinstance(layer, str) else type(layer).__name__
+    explained = "exp(logit)" if method == "grad_cam_pp" else ("logit" if method == "cam" else score)
+    weights = res.weights[0]
+    text = (
+        f"{method} at layer {used_layer}: class {c} ({_name(names, c)}), explained score {explained} "
+        f"= {float(res.score[0]):.4f}\n"
+        f"predicted {_name(names, pred)} (logit {float(logits[0, pred]):.4f})\n"
+        f"raw map range [{float(res.raw[0].min()):.4f}, {float(res.raw[0].max()):.4f}]; "
+        f"positive channel weights {int((weights > 0).sum())} of {weights.numel()}\n"
+        f"opacity {opacity:.2f}; area with normalised map >= {threshold:.2f}: {float((norm >= threshold).mean()) * 100:.1f} %"
+    )
+    return _png(fig), text
+
+
+def _conv_layers(model: nn.Module, layer: str | nn.Module) -> list[str]:
+    """``layer`` first, then every ReLU of the model: post-ReLU activations are >= 0, as the CAM
+    family assumes (Grad-CAM++'s ``s_k >= 0`` in particular)."""
+    names = [n for n, m in model.named_modules() if n and isinstance(m, nn.ReLU)]
+    first = layer if isinstance(layer, str) else ""
+    return [first, *[n for n in names if n != first]] if first else names
+
+
+def cam_explorer(
+    model: nn.Module,
+    images: Tensor,
+    layer: str | nn.Module = "features",
+    methods: Sequence[str] = ("cam", "grad_cam"),
+    class_names: Sequence[str] | None = None,
+    layers: Sequence[str] | None = None,
+) -> Explorer:
+    """Image index, class (or predicted), method, layer (not for CAM), score (logit or softmax, for the
+    methods that take one), overlay opacity and threshold."""
+    model, images = _check_model(model), _check_images(images)
+    methods = list(methods)
+    for m in methods:
+        if m not in CAM_METHODS:
+            raise ValueError(f"unknown method {m!r}; choose from {tuple(CAM_METHODS)}")
+    names = _class_names(model, images, class_names)
+    layer_names = list(layers) if layers is not None else _conv_layers(model, layer)
+    if not isinstance(layer, str):
+        raise TypeError("cam_explorer needs the layer as a dotted name (e.g. 'features') so it can list choices")
+    controls: dict[str, widgets.ValueWidget] = {
+        "index": _slider(widgets.IntSlider, "image", 0, 0, images.shape[0] - 1, 1),
+        "target": _choice("class", [("predicted", -1), *[(n, i) for i, n in enumerate(names)]], -1),
+        "method": _choice("method", methods, methods[0] if "grad_cam" not in methods else "grad_cam"),
+        "layer": _choice("layer", layer_names, layer),
+        "score": _choice("score", ("logit", "softmax"), "logit"),
+        "opacity": _slider(widgets.FloatSlider, "opacity", 0.5, 0.0, 1.0, 0.05),
+        "threshold": _slider(widgets.FloatSlider, "threshold", 0.0, 0.0, 0.95, 0.05),
+    }
+
+    def on_change(explorer: Explorer, _name_changed: str) -> None:
+        caps = CAM_METHODS[explorer.controls["method"].value]
+        if not caps["layer"] and explorer.controls["layer"].value != layer:
+            explorer.controls["layer"].unobserve(explorer._changed, names="value")
+            explorer.controls["layer"].value = layer
+            explorer.controls["layer"].observe(explorer._changed, names="value")
+        explorer.controls["layer"].disabled = not caps["layer"]
+        explorer.controls["score"].disabled = not caps["score"]
+
+    return Explorer(
+        "cam",
+        render_cam,
+        controls,
+        {"model": model, "images": images, "class_names": names},
+        on_change=on_change,
+    )
+
+
+# ----------------------------------------------------------------------------- nb05: Grad-CAM++ alpha
+
+
+def render_alpha(s: float = 10.0, g: float = 0.05, pixels: int = 49) -> RenderResult:
+    """``alpha = 1 / (2 + s g)`` (Grad-CAM++ eq. 19 for ``g > 0``) against the constant 1/2.
+
+    For a channel with the same positive gradient ``g`` at all ``Z = pixels`` positions (a GAP-linear
+    head), Grad-CAM++ weighs it by ``w++ = Z g / (2 + s g)`` and Grad-CAM+ by ``W+ = Z relu(g)``; their
+    ratio ``w++ / (W+ / 2) = 2 / (2 + s g)`` is 1 exactly when ``s g = 0``.
+    """
+    if s < 0:
+        raise ValueError(f"s = sum of post-ReLU activations must be >= 0, got {s}")
+    if pixels < 1:
+        raise ValueError(f"pixels must be a positive integer, got {pixels}")
+    t = s * g
+    gp = max(g, 0.0)
+    alpha = 1.0 / (2.0 + t) if g != 0 else 0.0
+    w_pp = pixels * gp * alpha
+    w_plus = pixels * gp
+    ratio = 2.0 / (2.0 + t) if g > 0 else float("nan")
+    fig, (ax0, ax1) = _figure(2, width=9.0, height=3.4)
+    ts = np.linspace(0.0, max(5.0, 1.5 * t), 200)
+    ax0.plot(ts, 1.0 / (2.0 + ts), label=r"$\alpha = 1/(2 + s_k\,g)$")
+    ax0.axhline(0.5, color="k", ls="--", lw=1, label="1/2")
+    ax0.plot([t], [alpha], "ro")
+    ax0.set(xlabel=r"$s_k\,g$", ylabel=r"$\alpha$", title=rf"$s_k\,g$ = {t:.3f}: $\alpha$ = {alpha:.4f}", ylim=(0, 0.55))
+    ax0.legend(fontsize=8)
+    ax1.bar([0, 1], [w_pp, w_plus / 2.0], color=["tab:red", "tab:blue"])
+    ax1.set_xticks([0, 1], ["Grad-CAM++ w++", "Grad-CAM+ W+/2"])
+    ax1.set_title(f"channel weight (Z = {pixels})")
+    text = (
+        f"s_k = {s:.4f}, g = {g:.5f}, product s_k g = {t:.5f}\n"
+        f"alpha = 1/(2 + s_k g) = {alpha:.6f}   (1/2 - alpha = {0.5 - alpha:.6f})\n"
+        f"Grad-CAM++ weight w++ = Z g alpha = {w_pp:.6f}\n"
+        f"Grad-CAM+ weight W+ = Z relu(g) = {w_plus:.6f};  W+/2 = {w_plus / 2:.6f}\n"
+        f"ratio w++ / (W+/2) = 2/(2 + s_k g) = {ratio:.6f}"
+    )
+    return _png(fig), text
+
+
+def alpha_explorer(pixels: int = 49) -> Explorer:
+    """Sliders for the channel sum ``s_k`` and the gradient ``g``; ``pixels`` is ``Z = h w``."""
+    controls = {
+        "s": _slider(widgets.FloatSlider, "s_k", 10.0, 0.0, 100.0, 0.5),
+        "g": _slider(widgets.FloatSlider, "g", 0.05, -0.2, 1.0, 0.005, readout_format=".3f"),
+    }
+    return Explorer("alpha", render_alpha, controls, {"pixels": int(pixels)})
+
+
+# ----------------------------------------------------------------------------- nb06: Integrated Gradients
+
+
+def _ig_rules() -> list[str]:
+    from . import quadrature  # noqa: PLC0415
+
+    return list(quadrature.METHODS)
+
+
+def render_ig(
+    model: nn.Module,
+    image: Tensor,
+    target: int | None = None,
+    steps: int = 16,
+    rule: str = "trapezoid",
+    baseline: str = "black",
+) -> RenderResult:
+    """``camlib.integrated_gradients`` with ``steps`` nodes of the quadrature ``rule``.
+
+    Readout: ``F(x)``, ``F(x')``, ``sum_i IG_i`` and the completeness error
+    ``delta = sum_i IG_i - (F(x) - F(x'))`` (also relative to ``|F(x) - F(x')|``).
+    """
+    model = _check_model(model)
+    x = _pick(_check_images(image, "image"), 0, model)
+    base = _baseline(x, baseline)
+    attr = camlib.integrated_gradients(model, x, target=_target_arg(target), baseline=base, steps=int(steps), method=rule)
+    c = int(attr.target[0])
+    with torch.no_grad():
+        fx = float(model(x)[0, c])
+        fb = float(model(base)[0, c])
+    total = float(attr.values[0].double().sum())
+    delta = float(attr.delta[0]) if attr.delta is not None else total - (fx - fb)
+    rel = abs(delta) / abs(fx - fb) if fx != fb else float("inf")
+    heat = attr.values[0].double().sum(0).cpu().numpy()
+    fig, (ax0, ax1) = _figure(2, width=7.5, height=3.5)
+    ax0.imshow(to_display(x[0]))
+    ax0.set_title("input")
+    lim = float(np.abs(heat).max()) or 1.0
+    im = ax1.imshow(heat, cmap="RdBu_r", vmin=-lim, vmax=lim)
+    fig.colorbar(im, ax=ax1, fraction=0.046, pad=0.04)
+    ax1.set_title(f"IG ({rule}, {steps} steps)")
+    for ax in (ax0, ax1):
+        ax.set_axis_off()
+    text = (
+        f"class {c}: F(x) = {fx:.5f}, F(baseline {baseline}) = {fb:.5f}, F(x) - F(x') = {fx - fb:.5f}\n"
+        f"sum of IG = {total:.5f} with {steps} steps of {rule}\n"
+        f"completeness error delta = {delta:.3e}  (relative {rel:.3e})"
+    )
+    return _png(fig, right=0.9), text
+
+
+def ig_explorer(model: nn.Module, image: Tensor, target: int | None = None, max_steps: int = 64) -> Explorer:
+    """A slider for the number of steps and a choice of quadrature rule and baseline."""
+    model = _check_model(model)
+    image = _check_images(image, "image")[:1]
+    rules = _ig_rules()
+    controls = {
+        "steps": _slider(widgets.IntSlider, "steps", 16, 1, int(max_steps), 1),
+        "rule": _choice("rule", rules, "trapezoid" if "trapezoid" in rules else rules[0]),
+        "baseline": _choice("baseline", ("black", "grey", "blur"), "black"),
+    }
+    return Explorer("ig", render_ig, controls, {"model": model, "image": image, "target": target})
+
+
+# ----------------------------------------------------------------------------- nb07: comparison
+
+
+def _explain(model: nn.Module, x: Tensor, method: str, layer: str | nn.Module, target: int | None) -> Any:
+    if method in CAM_METHODS:
+        return _cam_result(model, x, method, layer, target, "logit")
+    if method not in PIXEL_METHODS:
+        raise ValueError(f"method must be one of {(*CAM_METHODS, *PIXEL_METHODS)}, got {method!r}")
+    if method == "integrated_gradients":
+        return camlib.integrated_gradients(model, x, target=target, steps=COMPARISON_IG_STEPS)
+    return getattr(camlib, method)(model, x, target=target)
+
+
+#: Integrated Gradients steps in the comparison explorer (trapezoid rule, black baseline): enough for a
+#: completeness error well under 1 % on the course models, and fast enough for a slider.
+COMPARISON_IG_STEPS = 16
+
+
+def render_comparison(
+    model: nn.Module,
+    images: Tensor,
+    masks: Tensor,
+    index: int = 0,
+    method: str = "grad_cam",
+    layer: str | nn.Module = "features",
+    target: int | None = None,
+) -> RenderResult:
+    """One method's map on image ``index`` with the object mask, scored with camlib.metrics.
+
+    The map is ``camlib.metrics.to_map(result, mask size)`` (a CAM's ``.map`` upsampled, or a pixel
+    attribution summed over channels). Readout: the pointing game with ``ties="first"`` (hit when the
+    first raster-order maximum is inside the mask) and the energy inside the mask
+    ``sum_{mask} relu(M) / sum relu(M)``.
+    """
+    model, images = _check_model(model), _check_images(images)
+    if not isinstance(masks, Tensor) or masks.ndim != 3 or masks.shape[0] != images.shape[0]:
+        raise ValueError("masks must be a (N, H, W) tensor with one mask per image")
+    x = _pick(images, index, model)
+    mask = masks[int(index) : int(index) + 1].to(x.device)
+    res = _explain(model, x, method, layer, _target_arg(target))
+    c = int(res.target[0])
+    heat_t = camlib.metrics.to_map(res, tuple(mask.shape[-2:]))
+    hit = float(camlib.metrics.pointing_game(heat_t, mask, ties="first").values[0])
+    energy = float(camlib.metrics.energy_inside(heat_t, mask).values[0])
+    area = float(mask.float().mean())
+    heat = heat_t[0].double().cpu().numpy()
+    r, col = np.unravel_index(int(np.argmax(heat)), heat.shape)
+    outline = mask[0].cpu().numpy().astype(float)
+    fig, (ax0, ax1) = _figure(2, width=7.5, height=3.6)
+    ax0.imshow(to_display(x[0]))
+    ax0.contour(outline, levels=[0.5], colors="lime", linewidths=1)
+    ax0.set_title(f"image {index} and its mask", fontsize=10)
+    ax1.imshow(overlay(x[0], np.maximum(heat, 0.0), alpha=0.5))
+    ax1.contour(outline, levels=[0.5], colors="white", linewidths=1)
+    ax1.plot([col], [r], marker="x", color="white" if hit else "red", ms=10, mew=2)
+    ax1.set_title(f"{method} (class {c})", fontsize=10)
+    for ax in (ax0, ax1):
+        ax.set_axis_off()
+    detail = f" ({COMPARISON_IG_STEPS} steps, black baseline)" if method == "integrated_gradients" else ""
+    text = (
+        f"{method}{detail} on image {index}, class {c}\n"
+        f"pointing game: {'hit' if hit == 1.0 else 'miss'} (first maximum at row {r}, col {col})\n"
+        f"energy in mask = {energy:.4f}  (mask covers {area * 100:.1f} % of the image)"
+    )
+    return _png(fig), text
+
+
+def comparison_explorer(
+    model: nn.Module,
+    images: Tensor,
+    masks: Tensor,
+    methods: Sequence[str] = ("cam", "grad_cam", "grad_cam_pp", "xgrad_cam", "saliency", "gradient_x_input", "integrated_gradients"),
+    layer: str | nn.Module = "features",
+) -> Explorer:
+    """An image slider and a method choice; the readout scores the map against the mask."""
+    model, images = _check_model(model), _check_images(images)
+    if not isinstance(masks, Tensor) or masks.ndim != 3 or masks.shape[0] != images.shape[0]:
+        raise ValueError("masks must be a (N, H, W) tensor with one mask per image")
+    controls = {
+        "index": _slider(widgets.IntSlider, "image", 0, 0, images.shape[0] - 1, 1),
+        "method": _choice("method", list(methods), "grad_cam" if "grad_cam" in methods else methods[0]),
+    }
+    return Explorer("comparison", render_comparison, controls, {"model": model, "images": images, "masks": masks, "layer": layer})
