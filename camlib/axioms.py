@@ -184,17 +184,17 @@ def _explanation_tensor(result: Any) -> Tensor:
 
 
 def implementation_invariance(
-    method: Callable[..., Any],
+    explainer: Callable[..., Any],
     model_a: nn.Module,
     model_b: nn.Module,
     x: Tensor,
     target: Any = None,
     layer: Any = None,
-    **method_kwargs: Any,
+    **explainer_kwargs: Any,
 ) -> MetricResult:
     """Implementation Invariance gap: ``max |E_a - E_b|`` per sample.
 
-    ``E_a = method(model_a, x, ...)`` and ``E_b = method(model_b, x, ...)`` for two networks
+    ``E_a = explainer(model_a, x, ...)`` and ``E_b = explainer(model_b, x, ...)`` for two networks
     that compute the same function; ``E`` is the pre-ReLU ``raw`` map of a CamResult or the full
     ``values`` of an Attribution (never a normalised image). ``layer`` is a dotted name valid in
     both models or a pair ``(layer_a, layer_b)``; other keyword arguments go to both calls. The
@@ -218,10 +218,10 @@ def implementation_invariance(
     if out_a.shape != out_b.shape:
         raise ValueError(f"the models' outputs differ in shape: {tuple(out_a.shape)} vs {tuple(out_b.shape)}.")
     tgt = _resolve_target(target, x.shape[0], out_a)
-    kw_a = dict(method_kwargs, **({"layer": layer_a} if layer_a is not None else {}))
-    kw_b = dict(method_kwargs, **({"layer": layer_b} if layer_b is not None else {}))
-    e_a = _explanation_tensor(method(model_a, x, target=tgt, **kw_a))
-    e_b = _explanation_tensor(method(model_b, x, target=tgt, **kw_b))
+    kw_a = dict(explainer_kwargs, **({"layer": layer_a} if layer_a is not None else {}))
+    kw_b = dict(explainer_kwargs, **({"layer": layer_b} if layer_b is not None else {}))
+    e_a = _explanation_tensor(explainer(model_a, x, target=tgt, **kw_a))
+    e_b = _explanation_tensor(explainer(model_b, x, target=tgt, **kw_b))
     if e_a.shape != e_b.shape:
         raise ValueError(f"the two explanations differ in shape: {tuple(e_a.shape)} vs {tuple(e_b.shape)}.")
     gap = (e_a - e_b).abs().flatten(1).max(1).values

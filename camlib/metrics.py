@@ -537,13 +537,18 @@ def increase_in_confidence(
 
 
 def _average_ranks(v: Tensor) -> Tensor:
-    s, order = torch.sort(v, stable=True)
-    _, inverse, counts = torch.unique_consecutive(s, return_inverse=True, return_counts=True)
-    start = torch.cumsum(counts, 0) - counts
-    group_rank = start.double() + (counts.double() - 1) / 2
-    ranks = torch.empty(v.numel(), dtype=torch.float64, device=v.device)
-    ranks[order] = group_rank[inverse]
-    return ranks
+    """Ranks along the last dimension of a (N, P) tensor, 0-based; ties share their mean rank."""
+    n, p = v.shape
+    s, order = torch.sort(v, dim=1, stable=True)
+    new_group = torch.ones_like(s, dtype=torch.bool)
+    new_group[:, 1:] = s[:, 1:] != s[:, :-1]
+    offsets = torch.arange(n, device=v.device).unsqueeze(1) * p
+    group = (torch.cumsum(new_group.long(), dim=1) - 1 + offsets).flatten()
+    position = torch.arange(p, dtype=torch.float64, device=v.device).repeat(n)
+    sums = torch.zeros(n * p, dtype=torch.float64, device=v.device).index_add_(0, group, position)
+    counts = torch.zeros(n * p, dtype=torch.float64, device=v.device).index_add_(0, group, torch.ones_like(position))
+    sorted_ranks = (sums / counts.clamp(min=1))[group].view(n, p)
+    return torch.empty_like(sorted_ranks).scatter_(1, order, sorted_ranks)
 
 
 def spearman(a: Tensor, b: Tensor) -> Tensor:
@@ -558,19 +563,14 @@ def spearman(a: Tensor, b: Tensor) -> Tensor:
     b = to_map(b) if not isinstance(b, Tensor) or b.dim() != 3 else b
     if a.shape != b.shape:
         raise ValueError(f"maps to compare have shapes {tuple(a.shape)} and {tuple(b.shape)}; they must match.")
-    out = torch.empty(a.shape[0], dtype=torch.float64)
-    for i in range(a.shape[0]):
-        ra = _average_ranks(a[i].flatten().detach())
-        rb = _average_ranks(b[i].flatten().detach())
-        ca, cb = ra - ra.mean(), rb - rb.mean()
-        na, nb = ca.norm(), cb.norm()
-        if (na == 0 and nb == 0) or torch.equal(ra, rb):
-            out[i] = 1.0  # identical orderings: exactly 1, not 1 up to rounding
-        elif na == 0 or nb == 0:
-            out[i] = 0.0
-        else:
-            out[i] = float(((ca @ cb) / (na * nb)).clamp(-1.0, 1.0))
-    return out
+    ra = _average_ranks(a.detach().flatten(1).cpu())
+    rb = _average_ranks(b.detach().flatten(1).cpu())
+    ca, cb = ra - ra.mean(dim=1, keepdim=True), rb - rb.mean(dim=1, keepdim=True)
+    na, nb = ca.norm(dim=1), cb.norm(dim=1)
+    corr = ((ca * cb).sum(dim=1) / (na * nb).clamp_min(torch.finfo(torch.float64).tiny)).clamp(-1.0, 1.0)
+    same = (ra == rb).all(dim=1) | ((na == 0) & (nb == 0))  # identical orderings: exactly 1
+    one_constant = (na == 0) ^ (nb == 0)
+    return torch.where(same, torch.ones_like(corr), torch.where(one_constant, torch.zeros_like(corr), corr))
 
 
 @dataclass
