@@ -341,6 +341,10 @@ def test_set(
 ) -> Shapes:
     """The fixed held-out set: ``make_shapes(n, seed=TEST_SEED, spurious=spurious)``, cached.
 
+    Each ``n`` is its own fixed set: generation is vectorised over the batch, so
+    ``test_set(100)`` is not the first 100 images of ``test_set(1000)``. Pass the same ``n``
+    wherever the same images are meant.
+
     ``spurious="train" | "absent" | "swapped"`` gives the same shapes with the corner mark
     matching the label, removed, or pointing to ``(label + 1) % 4``. The tensors are shared
     between calls: clone before modifying them in place.

@@ -12,7 +12,7 @@ weights and bias afterwards, so the bundled model is the plain network.)
 so ``logit_c = b_c + sum_k w_ck * mean_ij A^k_ij`` and CAM applies.
 
 ``ShapesFCNet``:   x -> norm -> features (N,64,8,8) -> head: flatten -> Linear(4096, 32)
--> ReLU -> Linear(16, 4); not GAP-linear, so CAM does not apply but Grad-CAM does.
+-> ReLU -> Linear(32, 4); not GAP-linear, so CAM does not apply but Grad-CAM does.
 
 The CAM layer of both is ``"features"`` (the output of its last ReLU).
 """
