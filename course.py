@@ -80,7 +80,7 @@ def lab_command(python: Path, extra: list[str]) -> list[str]:
     args = [str(python), "-m", "jupyterlab", f"--ServerApp.root_dir={ROOT / 'notebooks'}"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         args.append("--ServerApp.allow_root=True")
-    return args + list(extra) + [FIRST_NOTEBOOK]
+    return args + list(extra) + [str(ROOT / "notebooks" / FIRST_NOTEBOOK)]
 
 
 def lab(extra: list[str]) -> None:

@@ -61,13 +61,18 @@ def is_check_cell(cell: dict) -> bool:
     return cell["cell_type"] == "code" and bool(_CHECK_CALL.search(cell["source"]))
 
 
+def _solution_regions(cell: dict) -> int:
+    """Number of lines that open a solution region (the marker alone on its line)."""
+    return sum(line.strip() == BEGIN_SOLUTION for line in cell["source"].split("\n"))
+
+
 def _has_solution(cell: dict) -> bool:
-    return BEGIN_SOLUTION in cell["source"]
+    return _solution_regions(cell) > 0
 
 
 def count_exercises(nb: dict) -> int:
     """Number of solution regions (code or prose) in a notebook."""
-    return sum(cell["source"].count(BEGIN_SOLUTION) for cell in nb["cells"])
+    return sum(_solution_regions(cell) for cell in nb["cells"])
 
 
 def _replace_regions(source: str, begin: str, end: str, replacement: list[str] | None) -> str:
