@@ -167,43 +167,16 @@ import dataclasses  # noqa: E402
 import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import nbformat  # noqa: E402
+from notebook_sections import notebook_code  # noqa: E402
+from notebook_sections import run_cells as _run_cells  # noqa: E402
 
 import camlib  # noqa: E402
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "01_linear_regression_gradients.ipynb"
 
 
-def notebook_code(path: Path, start_heading: str | None, stop_heading: str) -> list[tuple[str, str]]:
-    """(cell id, source) of the code cells after ``start_heading`` (or from the top) up to ``stop_heading``.
-
-    IPython magics (lines starting with %) are dropped, and so is the key-figure cell (tested apart).
-    """
-    cells, started = [], start_heading is None
-    for cell in nbformat.read(path, as_version=4).cells:
-        if cell.cell_type == "markdown":
-            if cell.source.startswith(stop_heading):
-                break
-            if start_heading is not None and cell.source.startswith(start_heading):
-                started = True
-        elif started and "key_figure()" not in cell.source:
-            source = "\n".join(line for line in cell.source.splitlines() if not line.startswith("%"))
-            cells.append((cell.get("id", "?"), source))
-    return cells
-
-
 def run_cells(cells: list[tuple[str, str]], namespace: dict) -> dict:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    try:
-        for cell_id, source in cells:
-            exec(compile(source, f"{NOTEBOOK.name}:{cell_id}", "exec"), namespace)
-    finally:
-        plt.close("all")
-    return namespace
+    return _run_cells(cells, namespace, NOTEBOOK.name)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 For the first correctly classified held-out image of each class (``camlib.data.test_set``) and
 the course's GAP network, the figure shows the image with its object outlined, the CAM
-``M_c = sum_k w^c_k A^k`` (``camlib.cam``, before any ReLU, 16 x 16) of each of the four classes
+``M_c = sum_k w^c_k A^k`` (``camlib.cam``, before any ReLU, 8 x 8) of each of the four classes
 on one symmetric colour scale per row (red = evidence for the class, blue = against; the true
 class is starred), and the upsampled ``ReLU(M_c)`` of the true class over the image with the
 region above 20 % of its maximum outlined (the CAM paper's threshold).
@@ -12,30 +12,11 @@ from __future__ import annotations
 
 import torch
 from matplotlib.figure import Figure
-from torch import Tensor, nn
+from .nb02 import example_images
 
 __all__ = ["example_images", "key_figure"]
 
 THRESHOLD = 0.2
-
-
-def example_images(model: nn.Module, n: int = 100) -> tuple[Tensor, Tensor, Tensor]:
-    """The first correctly classified test image of each class: ``(images, labels, masks)``.
-
-    Falls back to the first image of the class when none is classified correctly.
-    """
-    from camlib.data import CLASSES, test_set
-
-    data = test_set(n)
-    with torch.no_grad():
-        pred = model(data.images).argmax(1)
-    chosen = []
-    for k in range(len(CLASSES)):
-        of_class = (data.labels == k).nonzero().flatten()
-        right = of_class[pred[of_class] == k]
-        chosen.append(int(right[0]) if len(right) else int(of_class[0]))
-    index = torch.tensor(chosen)
-    return data.images[index], data.labels[index], data.masks[index]
 
 
 def key_figure() -> Figure:
