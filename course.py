@@ -86,8 +86,12 @@ def lab_command(python: Path, extra: list[str]) -> list[str]:
 def lab(extra: list[str]) -> None:
     python = ensure_environment()
     _say("opening JupyterLab on the first notebook (stop it with Ctrl+C) ...")
+    args = lab_command(python, extra)
+    if os.name == "posix":  # become the server, so that every signal reaches it directly
+        os.chdir(ROOT)
+        os.execv(args[0], args)
     try:
-        _run(lab_command(python, extra))
+        _run(args)
     except KeyboardInterrupt:
         pass
 
