@@ -756,7 +756,7 @@ def ig_explorer(model: nn.Module, image: Tensor, target: int | None = None, max_
     return Explorer("ig", render_ig, controls, {"model": model, "image": image, "target": target})
 
 
-# ----------------------------------------------------------------------------- nb07: comparison
+# ----------------------------------------------------------------------------- nb08: comparison
 
 
 def _explain(model: nn.Module, x: Tensor, method: str, layer: str | nn.Module, target: int | None) -> Any:

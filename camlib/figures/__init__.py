@@ -15,7 +15,7 @@ FIGURES: dict[str, str] = {
     "04_grad_cam": "nb04",
     "05_grad_cam_plus_plus": "nb05",
     "06_axioms": "nb06",
-    "07_evaluating_explanations": "nb07",
+    "08_evaluating_explanations": "nb08",
 }
 
 __all__ = ["FIGURES"]

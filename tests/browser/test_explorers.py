@@ -40,7 +40,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     "04_grad_cam.ipynb": ("cam",),
     "05_grad_cam_plus_plus.ipynb": ("alpha",),
     "06_axioms.ipynb": ("ig",),
-    "07_evaluating_explanations.ipynb": ("comparison",),
+    "08_evaluating_explanations.ipynb": ("comparison",),
 }
 
 

@@ -1,4 +1,4 @@
-"""Key figure and measurements of notebook 07: which explanation should we believe?
+"""Key figure and measurements of notebook 08: which explanation should we believe?
 
 :func:`measure` runs every method of the course on the held-out set with the public camlib API
 and scores the maps with :mod:`camlib.metrics`:
@@ -97,7 +97,7 @@ def _for_masks(explanation: Any, method: str) -> Any:
 def measure(
     n_cheap: int = N_CHEAP, n_costly: int = N_COSTLY, curve_steps: int = CURVE_STEPS
 ) -> dict[str, Any]:
-    """All measurements of notebook 07 (deterministic). Returns a dict:
+    """All measurements of notebook 08 (deterministic). Returns a dict:
 
     ``"rows"``: ``{method: {"n", "pointing", "energy", "deletion", "insertion", "seconds"}}`` with
     ``"random"`` (a uniformly random map, the chance level) as an extra row;

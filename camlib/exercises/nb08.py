@@ -1,4 +1,4 @@
-"""Checks for the exercises of notebook 07 (evaluating explanations).
+"""Checks for the exercises of notebook 08 (evaluating explanations).
 
 * :func:`check_pointing_hits` -- pointing game: is the (first) maximum of each map inside its mask?
 * :func:`check_energy_inside` -- share of the positive map mass that falls inside the mask,

@@ -1,9 +1,9 @@
-"""The checks of notebook 07 accept the reference answers and reject typical mistakes with a hint."""
+"""The checks of notebook 08 accept the reference answers and reject typical mistakes with a hint."""
 
 import pytest
 import torch
 
-from camlib.exercises import nb07
+from camlib.exercises import nb08
 from camlib.exercises._check import ExerciseError
 
 
@@ -32,7 +32,7 @@ def hits_swapped(maps, masks):
 
 
 def test_hits_accepts_reference(capsys):
-    assert nb07.check_pointing_hits(hits_solution) is True
+    assert nb08.check_pointing_hits(hits_solution) is True
     assert "Correct" in capsys.readouterr().out
 
 
@@ -47,7 +47,7 @@ def test_hits_accepts_reference(capsys):
     ids=["one-axis", "whole-batch", "argmin", "rows-columns-swapped"],
 )
 def test_hits_rejects_typical_mistakes(wrong, message):
-    _reject(nb07.check_pointing_hits, wrong, message)
+    _reject(nb08.check_pointing_hits, wrong, message)
 
 
 # ----------------------------------------------------------------------------- energy inside the mask
@@ -61,7 +61,7 @@ def energy_solution(maps, masks):
 
 
 def test_energy_accepts_reference(capsys):
-    assert nb07.check_energy_inside(energy_solution) is True
+    assert nb08.check_energy_inside(energy_solution) is True
     assert "Correct" in capsys.readouterr().out
 
 
@@ -77,7 +77,7 @@ def test_energy_accepts_reference(capsys):
     ids=["no-relu", "pixel-share", "mean-in-mask", "nan-on-empty-map", "wrong-shape"],
 )
 def test_energy_rejects_typical_mistakes(wrong, message):
-    _reject(nb07.check_energy_inside, wrong, message)
+    _reject(nb08.check_energy_inside, wrong, message)
 
 
 # ----------------------------------------------------------------------------- AUC
@@ -90,7 +90,7 @@ def auc_solution(curves):
 
 
 def test_auc_accepts_reference(capsys):
-    assert nb07.check_curve_auc(auc_solution) is True
+    assert nb08.check_curve_auc(auc_solution) is True
     assert "Correct" in capsys.readouterr().out
 
 
@@ -105,7 +105,7 @@ def test_auc_accepts_reference(capsys):
     ids=["plain-mean", "divide-by-T", "plain-sum", "wrong-axis"],
 )
 def test_auc_rejects_typical_mistakes(wrong, message):
-    _reject(nb07.check_curve_auc, wrong, message)
+    _reject(nb08.check_curve_auc, wrong, message)
 
 
 def test_auc_matches_numpy_trapezoid():
@@ -113,4 +113,4 @@ def test_auc_matches_numpy_trapezoid():
     import numpy as np
 
     expected = np.trapezoid(curves.numpy(), dx=1 / 8, axis=-1) if hasattr(np, "trapezoid") else np.trapz(curves.numpy(), dx=1 / 8, axis=-1)
-    assert torch.allclose(nb07._auc_reference(curves), torch.as_tensor(expected))
+    assert torch.allclose(nb08._auc_reference(curves), torch.as_tensor(expected))
