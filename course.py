@@ -29,6 +29,8 @@ CONSTRAINTS = ROOT / "requirements" / "constraints.txt"
 STAMP = VENV / ".camlib-install-stamp"
 FIRST_NOTEBOOK = "00_what_a_cnn_learns.ipynb"
 MIN_PYTHON = (3, 10)
+DISTRIBUTION = "camlib"
+EXTRAS = ("test",)
 
 
 def venv_python() -> Path:
@@ -70,7 +72,7 @@ def ensure_environment() -> Path:
         return python
     _say("installing camlib and its dependencies (first time: a few minutes, about 6 GB with PyTorch) ...")
     _run([python, "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
-    _run([python, "-m", "pip", "install", "--quiet", "-c", CONSTRAINTS, "-e", f"{ROOT}[test]"])
+    _run([python, "-m", "pip", "install", "--quiet", "-c", CONSTRAINTS, "-e", f"{ROOT}[{','.join(EXTRAS)}]"])
     STAMP.write_text(fingerprint + "\n")
     return python
 
@@ -136,24 +138,62 @@ def weights(extra: list[str]) -> None:
     _run([python, "-m", "camlib.training", *extra])
 
 
+# Run inside the environment: the installed versions of everything the project's requirements
+# (all its extras) pull in, found by walking the installed metadata; experiments that someone
+# pip-installed by hand into .venv stay out of the lock file.
+_CLOSURE_SCRIPT = r"""
+import importlib.metadata as md, json, re, sys
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+def requirements(name, extras):
+    dist = md.distribution(name)
+    for text in dist.requires or []:
+        req = Requirement(text)
+        if req.marker is None or any(req.marker.evaluate({"extra": e}) for e in ("", *extras)):
+            yield req
+
+root = sys.argv[1]
+root_dist = md.distribution(root)
+extras = tuple(root_dist.metadata.get_all("Provides-Extra") or [])
+seen, todo, pins = set(), [(root, extras)], {}
+while todo:
+    name, extras = todo.pop()
+    key = (canonicalize_name(name), tuple(sorted(extras)))
+    if key in seen:
+        continue
+    seen.add(key)
+    for req in requirements(name, extras):
+        try:
+            dist = md.distribution(req.name)
+        except md.PackageNotFoundError:
+            continue  # an optional dependency for another platform or Python
+        pins[dist.metadata["Name"]] = dist.version.split("+", 1)[0]
+        todo.append((req.name, tuple(req.extras)))
+pins.pop(root_dist.metadata["Name"], None)
+print(json.dumps(pins))
+"""
+
+
 def lock(extra: list[str]) -> None:
+    """Write requirements/constraints.txt: the exact installed versions of the project's dependencies."""
     python = venv_python()
     if not python.exists():
         raise SystemExit("No environment in .venv yet: run `python3 course.py test` first.")
-    frozen = subprocess.run(
-        [str(python), "-m", "pip", "freeze", "--exclude-editable"], capture_output=True, text=True, check=True
+    import json
+
+    found = subprocess.run(
+        [str(python), "-c", _CLOSURE_SCRIPT, DISTRIBUTION], capture_output=True, text=True, check=True,
+        cwd=VENV,  # not the repository root, whose build metadata (*.egg-info) would shadow the install
     ).stdout
-    lines = []
-    for line in frozen.splitlines():
-        if not line or line.startswith(("#", "-e")) or "==" not in line:
-            continue
-        name, version = line.split("==", 1)
-        lines.append(f"{name}=={version.split('+', 1)[0]}")
+    pins = json.loads(found)
+    lines = [f"{name}=={version}" for name, version in sorted(pins.items(), key=lambda kv: kv[0].lower())]
     header = (
-        "# Exact versions the course was last tested with (python3 course.py lock).\n"
-        "# course.py installs with `pip install -c requirements/constraints.txt -e .[test]`.\n"
+        "# Exact versions the course was last tested with (python3 course.py lock): every package that\n"
+        "# the project's requirements and extras pull in. course.py installs with\n"
+        f"# `pip install -c requirements/constraints.txt -e .[{','.join(EXTRAS)}]`.\n"
     )
-    CONSTRAINTS.write_text(header + "\n".join(sorted(lines, key=str.lower)) + "\n")
+    CONSTRAINTS.write_text(header + "\n".join(lines) + "\n")
     _say(f"wrote {CONSTRAINTS.relative_to(ROOT)} ({len(lines)} packages)")
 
 
