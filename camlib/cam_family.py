@@ -104,6 +104,8 @@ def _result(
     t: Tensor,
     y: Tensor,
     method: str,
+    layer: str,
+    score: str,
     **extras: object,
 ) -> CamResult:
     raw = channel_weighted_sum(weights, a)
@@ -116,8 +118,22 @@ def _result(
         target=t,
         score=y,
         method=method,
+        layer=layer,
+        score_kind=score,
         extras=dict(extras),
     )
+
+
+#: the methods defined for the logit only: they accept ``score="logit"`` and raise otherwise
+LOGIT_ONLY = ("cam", "grad_cam_pp")
+
+
+def _logit_only(method: str, score: str) -> None:
+    if score != "logit":
+        raise ValueError(
+            f"{method} is defined for the logit only (score='logit'); got score={score!r}. "
+            "Use camlib.grad_cam(model, x, layer, score=...) to explain a softmax or log-softmax score."
+        )
 
 
 def _safe_div(num: Tensor, den: Tensor) -> Tensor:
@@ -130,7 +146,7 @@ def _safe_div(num: Tensor, den: Tensor) -> Tensor:
 
 
 def grad_cam(
-    model: nn.Module, x: Tensor, layer: object, target: object = None, score: str = "logit"
+    model: nn.Module, x: Tensor, layer: object, *, target: object = None, score: str = "logit"
 ) -> CamResult:
     r"""Grad-CAM: ``w_k = (1/Z) sum_ij dy/dA^k_ij``, ``raw = sum_k w_k A^k``, ``map = ReLU(raw)``.
 
@@ -139,11 +155,11 @@ def grad_cam(
     own output (see :mod:`camlib._hooks` for in-place operations that follow it).
     """
     a, g, t, y, name = _capture(model, x, layer, target, score)
-    return _result(g.mean(dim=(2, 3)), a, g, t, y, "grad_cam", layer=name, score_kind=score)
+    return _result(g.mean(dim=(2, 3)), a, g, t, y, "grad_cam", name, score)
 
 
 def grad_cam_plus(
-    model: nn.Module, x: Tensor, layer: object, target: object = None, score: str = "logit"
+    model: nn.Module, x: Tensor, layer: object, *, target: object = None, score: str = "logit"
 ) -> CamResult:
     r"""Grad-CAM+ (Lerma & Lucas, 2022): ``w_k = (1/Z) sum_ij ReLU(dy/dA^k_ij)``.
 
@@ -152,11 +168,17 @@ def grad_cam_plus(
     """
     a, g, t, y, name = _capture(model, x, layer, target, score)
     w = torch.relu(g).mean(dim=(2, 3))
-    return _result(w, a, g, t, y, "grad_cam_plus", layer=name, score_kind=score)
+    return _result(w, a, g, t, y, "grad_cam_plus", name, score)
 
 
 def grad_cam_pp(
-    model: nn.Module, x: Tensor, layer: object, target: object = None, variant: str = "paper"
+    model: nn.Module,
+    x: Tensor,
+    layer: object,
+    *,
+    target: object = None,
+    score: str = "logit",
+    variant: str = "paper",
 ) -> CamResult:
     r"""Grad-CAM++ with the exponential head, eq. 19 of Chattopadhay et al. (2018).
 
@@ -173,11 +195,13 @@ def grad_cam_pp(
     ``variant="official"`` adds the authors' code's per-channel normalisation:
     ``alpha <- alpha / sum_ij alpha_ij [g_ij > 0]`` (a zero sum is replaced by 1), making
     ``w_k`` an alpha-weighted *mean* of the positive gradients. The alphas used are in
-    ``extras["alpha"]``.
+    ``extras["alpha"]`` and the variant in ``extras["variant"]``. Grad-CAM++ is defined for the
+    logit only: any other ``score`` raises a ValueError.
     """
+    _logit_only("grad_cam_pp", score)
     if variant not in ("paper", "official"):
         raise ValueError(f"variant must be 'paper' or 'official'; got {variant!r}.")
-    a, g, t, y, name = _capture(model, x, layer, target, "logit")
+    a, g, t, y, name = _capture(model, x, layer, target, score)
     s = a.sum(dim=(2, 3), keepdim=True)
     den = 2.0 + s * g
     alpha = torch.where(g != 0, _safe_div(torch.ones_like(g), den), torch.zeros_like(g))
@@ -187,11 +211,11 @@ def grad_cam_pp(
         norm = torch.where(norm == 0, torch.ones_like(norm), norm)
         alpha = alpha / norm
     w = (alpha * pos).sum(dim=(2, 3))
-    return _result(w, a, g, t, y, f"grad_cam_pp_{variant}", layer=name, alpha=alpha)
+    return _result(w, a, g, t, y, "grad_cam_pp", name, score, alpha=alpha, variant=variant)
 
 
 def xgrad_cam(
-    model: nn.Module, x: Tensor, layer: object, target: object = None, score: str = "logit"
+    model: nn.Module, x: Tensor, layer: object, *, target: object = None, score: str = "logit"
 ) -> CamResult:
     r"""XGrad-CAM (Fu et al., 2020): ``w_k = sum_ij (A^k_ij / s_k) dy/dA^k_ij``, ``s_k = sum_ab A^k_ab``.
 
@@ -209,18 +233,18 @@ def xgrad_cam(
         )
     s = a.sum(dim=(2, 3))
     w = _safe_div((a * g).sum(dim=(2, 3)), s)
-    return _result(w, a, g, t, y, "xgrad_cam", layer=name, score_kind=score)
+    return _result(w, a, g, t, y, "xgrad_cam", name, score)
 
 
 def counterfactual(
-    model: nn.Module, x: Tensor, layer: object, target: object = None, score: str = "logit"
+    model: nn.Module, x: Tensor, layer: object, *, target: object = None, score: str = "logit"
 ) -> CamResult:
     r"""Counterfactual Grad-CAM: ``w_k = -(1/Z) sum_ij dy/dA^k_ij``, so ``map = ReLU(-raw_Grad-CAM)``.
 
     Highlights the regions whose removal would make the model *more* confident in the target.
     """
     a, g, t, y, name = _capture(model, x, layer, target, score)
-    return _result(-g.mean(dim=(2, 3)), a, g, t, y, "counterfactual", layer=name, score_kind=score)
+    return _result(-g.mean(dim=(2, 3)), a, g, t, y, "counterfactual", name, score)
 
 
 # --------------------------------------------------------------------------- CAM
@@ -250,7 +274,13 @@ def _module_order(model: nn.Module, x: Tensor) -> list[tuple[str, nn.Module, tup
 
 
 def cam(
-    model: nn.Module, x: Tensor, target: object = None, layer: object = None, fc: object = None
+    model: nn.Module,
+    x: Tensor,
+    layer: object = None,
+    *,
+    target: object = None,
+    score: str = "logit",
+    fc: object = None,
 ) -> CamResult:
     r"""CAM (Zhou et al., 2016): ``raw = sum_k W^c_k A^k`` with ``W`` the weights of the final fc.
 
@@ -263,8 +293,10 @@ def cam(
 
     ``layer`` defaults to the last module whose output is a spatial (h*w > 1) 4-D map before
     the fc runs (``"features"`` for the course models, ``"layer4"`` for a ResNet); ``fc``
-    defaults to the last ``nn.Linear`` that runs. ``gradients`` is ``None``.
+    defaults to the last ``nn.Linear`` that runs. ``gradients`` is ``None``. CAM is defined
+    for the logit only: any other ``score`` raises a ValueError.
     """
+    _logit_only("cam", score)
     x = check_input(x)
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}.")
@@ -325,9 +357,7 @@ def cam(
             else torch.zeros_like(t, dtype=a.dtype)
         )
         y = out.gather(1, t.view(-1, 1)).squeeze(1)
-    return _result(
-        w, a.detach(), None, t, y.detach(), "cam", layer=layer_name, fc=fc_name, pool=pool, bias=bias
-    )
+    return _result(w, a.detach(), None, t, y.detach(), "cam", layer_name, score, fc=fc_name, pool=pool, bias=bias)
 
 
 def _gap_kind(

@@ -433,10 +433,10 @@ def deletion(
     The target defaults to the explanation's own target, else the model's argmax on ``x``.
     Value per sample: :func:`auc` of the curve (trapezoid on the uniform grid ``k/steps``).
     Cost: ``steps + 1`` forward passes per image. ``extras``: ``"curves"`` (N, steps+1),
-    ``"fractions"`` (steps+1,), ``"target"``.
+    ``"fractions"`` (steps+1,), ``"target"``, ``"score_kind"``.
     """
     curves, fractions, tgt = _curves(model, x, explanation, target, steps, substrate, score, batch_size, seed, False)
-    return MetricResult("deletion", auc(curves), {"curves": curves, "fractions": fractions, "target": tgt, "score": score})
+    return MetricResult("deletion", auc(curves), {"curves": curves, "fractions": fractions, "target": tgt, "score_kind": score})
 
 
 def insertion(
@@ -456,10 +456,10 @@ def insertion(
     sigma=5`` as in the RISE code; or a number / tensor) and puts back the original pixels, most
     salient first, in ``steps`` equal chunks. Ranking, tie rule, score space (softmax probability
     by default), target and AUC are as in :func:`deletion`. Cost: ``steps + 1`` forward passes
-    per image. ``extras``: ``"curves"``, ``"fractions"``, ``"target"``.
+    per image. ``extras``: ``"curves"``, ``"fractions"``, ``"target"``, ``"score_kind"``.
     """
     curves, fractions, tgt = _curves(model, x, explanation, target, steps, substrate, score, batch_size, seed, True)
-    return MetricResult("insertion", auc(curves), {"curves": curves, "fractions": fractions, "target": tgt, "score": score})
+    return MetricResult("insertion", auc(curves), {"curves": curves, "fractions": fractions, "target": tgt, "score_kind": score})
 
 
 def _confidence(

@@ -64,25 +64,29 @@ def _check_batch_size(batch_size: object) -> int:
 
 
 def saliency(
-    model: nn.Module, x: Tensor, target: object = None, score: str = "logit", absolute: bool = True
+    model: nn.Module, x: Tensor, *, target: object = None, score: str = "logit", absolute: bool = True
 ) -> Attribution:
     r"""Vanilla gradient: ``values = |dF/dx|`` (or ``dF/dx`` with ``absolute=False``), per channel."""
     x = check_input(x)
     with model_guard(model), torch.enable_grad():
         x = place_like_model(model, x)
         g, t, y = _input_gradient(model, x, target, score)
-    return Attribution(values=g.abs() if absolute else g, target=t, score=y, method="saliency")
+    return Attribution(
+        values=g.abs() if absolute else g, target=t, score=y, method="saliency", score_kind=score
+    )
 
 
 def gradient_x_input(
-    model: nn.Module, x: Tensor, target: object = None, score: str = "logit"
+    model: nn.Module, x: Tensor, *, target: object = None, score: str = "logit"
 ) -> Attribution:
     r"""Gradient times input: ``values = x * dF/dx`` (the first-order Taylor term against a zero baseline)."""
     x = check_input(x)
     with model_guard(model), torch.enable_grad():
         x = place_like_model(model, x)
         g, t, y = _input_gradient(model, x, target, score)
-    return Attribution(values=x.detach() * g, target=t, score=y, method="gradient_x_input")
+    return Attribution(
+        values=x.detach() * g, target=t, score=y, method="gradient_x_input", score_kind=score
+    )
 
 
 def _baseline_like(baseline: object, x: Tensor) -> Tensor:
@@ -109,17 +113,19 @@ def _baseline_like(baseline: object, x: Tensor) -> Tensor:
 def integrated_gradients(
     model: nn.Module,
     x: Tensor,
+    *,
     target: object = None,
+    score: str = "logit",
     baseline: object = None,
     steps: int = 64,
-    method: str = "trapezoid",
+    rule: str = "trapezoid",
     batch_size: int = 64,
-    score: str = "logit",
 ) -> Attribution:
     r"""Integrated Gradients: ``IG = (x - x') * sum_k w_k dF(x' + t_k (x - x'))/dx``.
 
     ``baseline`` ``x'``: ``None`` (zeros), a float, or a tensor broadcastable to ``x``.
-    ``(t_k, w_k)`` come from :func:`camlib.quadrature.nodes_and_weights` (``steps`` nodes).
+    ``(t_k, w_k)`` are the ``steps`` nodes and weights of the quadrature ``rule``
+    (:func:`camlib.quadrature.nodes_and_weights`; one of :data:`camlib.quadrature.RULES`).
     The ``N * steps`` path points are evaluated ``batch_size`` at a time. The target is
     resolved at ``x`` (argmax of ``F(x)`` if ``None``) and kept along the path.
     ``delta = sum(IG) - (F(x) - F(x'))`` per sample; ``extras`` records the rule.
@@ -130,7 +136,7 @@ def integrated_gradients(
         x = place_like_model(model, x).detach()
         base = _baseline_like(baseline, x)
         n = x.shape[0]
-        t_nodes, w_nodes = nodes_and_weights(method, steps, dtype=x.dtype, device=x.device)
+        t_nodes, w_nodes = nodes_and_weights(rule, steps, dtype=x.dtype, device=x.device)
         m = t_nodes.shape[0]
         with torch.no_grad():
             out = check_output(model(torch.cat([x, base])), 2 * n)
@@ -156,7 +162,8 @@ def integrated_gradients(
         score=fx,
         delta=delta,
         method="integrated_gradients",
-        extras={"rule": method, "steps": m, "baseline_score": fb},
+        score_kind=score,
+        extras={"rule": rule, "steps": m, "baseline_score": fb},
     )
 
 
@@ -169,12 +176,13 @@ def _window_starts(size: int, patch: int, stride: int) -> list[int]:
 def occlusion(
     model: nn.Module,
     x: Tensor,
+    *,
     target: object = None,
+    score: str = "logit",
     patch: int | tuple[int, int] = 8,
     stride: int | tuple[int, int] = 4,
     baseline: float | Tensor = 0.0,
     batch_size: int = 64,
-    score: str = "logit",
 ) -> Attribution:
     r"""Occlusion: pixel value = mean over covering windows ``P`` of ``F(x) - F(x_{P <- b})``.
 
@@ -232,6 +240,7 @@ def occlusion(
         score=f0,
         delta=None,
         method="occlusion",
+        score_kind=score,
         extras={
             "windows": drops.view(n, len(rows), len(cols)),
             "rows": rows,

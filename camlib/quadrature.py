@@ -18,46 +18,46 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["METHODS", "nodes_and_weights"]
+__all__ = ["RULES", "nodes_and_weights"]
 
-METHODS = ("trapezoid", "riemann_left", "riemann_right", "midpoint", "gauss_legendre")
+RULES = ("trapezoid", "riemann_left", "riemann_right", "midpoint", "gauss_legendre")
 
 
 def nodes_and_weights(
-    method: str,
+    rule: str,
     steps: int,
     dtype: torch.dtype = torch.float64,
     device: torch.device | str | None = None,
 ) -> tuple[Tensor, Tensor]:
-    r"""Nodes ``t`` (steps,) in [0, 1] and weights ``w`` (steps,) with ``sum(w) = 1``."""
+    r"""Nodes ``t`` (steps,) in [0, 1] and weights ``w`` (steps,) with ``sum(w) = 1`` of ``rule``."""
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)):
         raise TypeError(f"steps must be an int; got {type(steps).__name__}.")
     steps = int(steps)
     if steps < 1:
         raise ValueError(f"steps must be at least 1; got {steps}.")
     m = steps
-    if method == "riemann_left":
+    if rule == "riemann_left":
         t = np.arange(m) / m
         w = np.full(m, 1.0 / m)
-    elif method == "riemann_right":
+    elif rule == "riemann_right":
         t = np.arange(1, m + 1) / m
         w = np.full(m, 1.0 / m)
-    elif method == "midpoint":
+    elif rule == "midpoint":
         t = (np.arange(m) + 0.5) / m
         w = np.full(m, 1.0 / m)
-    elif method == "trapezoid":
+    elif rule == "trapezoid":
         if m < 2:
             raise ValueError("the trapezoid rule needs steps >= 2 (both end points).")
         t = np.arange(m) / (m - 1)
         w = np.full(m, 1.0 / (m - 1))
         w[0] *= 0.5
         w[-1] *= 0.5
-    elif method == "gauss_legendre":
+    elif rule == "gauss_legendre":
         z, wz = np.polynomial.legendre.leggauss(m)
         t = (z + 1.0) / 2.0
         w = wz / 2.0
     else:
-        raise ValueError(f"method must be one of {METHODS}; got {method!r}.")
+        raise ValueError(f"rule must be one of {RULES}; got {rule!r}.")
     return (
         torch.as_tensor(t, dtype=dtype, device=device),
         torch.as_tensor(w, dtype=dtype, device=device),

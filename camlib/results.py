@@ -1,7 +1,11 @@
 """Result types returned by every camlib method.
 
 A CAM-family method returns a :class:`CamResult`; a pixel attribution returns an
-:class:`Attribution`. Both hold detached tensors on the model's device.
+:class:`Attribution`. Both hold detached tensors on the model's device, the name of the
+method (``method``), the explained class per sample (``target``), the explained score per
+sample (``score``) and the space that score lives in (``score_kind``: ``"logit"``,
+``"softmax"`` or ``"log_softmax"``). ``extras`` holds only method-specific intermediate
+quantities; a key means the same thing in every result that has it.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ class CamResult:
     """Output of a CAM-family method.
 
     ``raw = sum_k weights[:, k, None, None] * activations[:, k]`` (before any ReLU) and
-    ``map = relu(raw)``. ``gradients`` is ``None`` for CAM, which needs none.
-    ``extras`` holds method-specific intermediate quantities (for teaching), e.g. the
-    Grad-CAM++ ``alpha`` (N,K,h,w) or the layer / fc names used.
+    ``map = relu(raw)``. ``gradients`` is ``None`` for CAM, which needs none. ``layer`` is the
+    dotted name of the explained layer. ``extras`` holds method-specific quantities (for
+    teaching): ``"alpha"`` and ``"variant"`` for Grad-CAM++, ``"fc"``, ``"pool"`` and
+    ``"bias"`` for CAM.
     """
 
     activations: Tensor  # (N, K, h, w)
@@ -32,7 +37,9 @@ class CamResult:
     target: Tensor  # (N,) long
     score: Tensor  # (N,)
     method: str = ""
-    extras: dict[str, Any] = field(default_factory=dict)  # e.g. Grad-CAM++ "alpha", CAM "pool"
+    layer: str = ""
+    score_kind: str = "logit"
+    extras: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -40,7 +47,9 @@ class Attribution:
     """Output of a pixel attribution: one value per input element.
 
     ``delta`` is the completeness error ``sum(values) - (F(x) - F(baseline))`` per sample
-    (Integrated Gradients only, ``None`` otherwise).
+    (Integrated Gradients only, ``None`` otherwise). ``extras``: ``"rule"``, ``"steps"`` and
+    ``"baseline_score"`` for Integrated Gradients; ``"windows"``, ``"rows"``, ``"cols"``,
+    ``"patch"`` and ``"stride"`` for occlusion.
     """
 
     values: Tensor  # same shape as the input
@@ -48,4 +57,5 @@ class Attribution:
     score: Tensor  # (N,)
     delta: Tensor | None = None  # (N,)
     method: str = ""
+    score_kind: str = "logit"
     extras: dict[str, Any] = field(default_factory=dict)

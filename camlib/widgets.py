@@ -46,6 +46,7 @@ from torch import Tensor, nn
 
 import camlib
 
+from .cam_family import LOGIT_ONLY
 from .plotting import as_map, figure_to_png, overlay, to_display
 
 __all__ = [
@@ -71,16 +72,8 @@ __all__ = [
 
 RenderResult = tuple[bytes, str]
 
-#: methods of the CAM family that the cam explorer can call, and whether each one takes a layer
-#: other than the GAP layer and a ``score=`` argument.
-CAM_METHODS: dict[str, dict[str, bool]] = {
-    "cam": {"layer": False, "score": False},
-    "grad_cam": {"layer": True, "score": True},
-    "grad_cam_plus": {"layer": True, "score": True},
-    "grad_cam_pp": {"layer": True, "score": False},
-    "xgrad_cam": {"layer": True, "score": True},
-    "counterfactual": {"layer": True, "score": True},
-}
+#: the CAM-family methods the cam explorer can call, all as ``method(model, x, layer, target=, score=)``
+CAM_METHODS = ("cam", "grad_cam", "grad_cam_plus", "grad_cam_pp", "xgrad_cam", "counterfactual")
 PIXEL_METHODS = ("saliency", "gradient_x_input", "integrated_gradients", "occlusion")
 SCORES = ("logit", "softmax", "log_softmax")
 BASELINES = ("grey", "black", "blur")
@@ -520,17 +513,6 @@ def occlusion_explorer(model: nn.Module, image: Tensor, target: int | None = Non
 # ----------------------------------------------------------------------------- nb03/nb04: CAM family
 
 
-def _cam_result(model: nn.Module, x: Tensor, method: str, layer: str | nn.Module, target: int | None, score: str) -> Any:
-    if method not in CAM_METHODS:
-        raise ValueError(f"method must be one of {tuple(CAM_METHODS)}, got {method!r}")
-    fn = getattr(camlib, method)
-    if method == "cam":
-        return fn(model, x, target=target, layer=layer)
-    if CAM_METHODS[method]["score"]:
-        return fn(model, x, layer, target=target, score=score)
-    return fn(model, x, layer, target=target)
-
-
 def render_cam(
     model: nn.Module,
     images: Tensor,
@@ -555,7 +537,9 @@ def render_cam(
         raise ValueError(f"score must be one of {SCORES}, got {score!r}")
     names = list(class_names) if class_names is not None else _class_names(model, images, None)
     x = _pick(images, index, model)
-    res = _cam_result(model, x, method, layer, _target_arg(target), score)
+    if method not in CAM_METHODS:
+        raise ValueError(f"method must be one of {CAM_METHODS}, got {method!r}")
+    res = getattr(camlib, method)(model, x, layer, target=_target_arg(target), score=score)
     size = tuple(x.shape[-2:])
     heat = as_map(res.map[0], size)
     lo, hi = float(heat.min()), float(heat.max())
@@ -626,13 +610,16 @@ def cam_explorer(
     }
 
     def on_change(explorer: Explorer, _name_changed: str) -> None:
-        caps = CAM_METHODS[explorer.controls["method"].value]
-        if not caps["layer"] and explorer.controls["layer"].value != layer:
-            explorer.controls["layer"].unobserve(explorer._changed, names="value")
-            explorer.controls["layer"].value = layer
-            explorer.controls["layer"].observe(explorer._changed, names="value")
-        explorer.controls["layer"].disabled = not caps["layer"]
-        explorer.controls["score"].disabled = not caps["score"]
+        method = explorer.controls["method"].value
+        # CAM reads the layer that feeds the GAP; CAM and Grad-CAM++ are defined for the logit only
+        fixed = {"layer": layer if method == "cam" else None, "score": "logit" if method in LOGIT_ONLY else None}
+        for name, value in fixed.items():
+            control = explorer.controls[name]
+            if value is not None and control.value != value:
+                control.unobserve(explorer._changed, names="value")
+                control.value = value
+                control.observe(explorer._changed, names="value")
+            control.disabled = value is not None
 
     return Explorer(
         "cam",
@@ -698,7 +685,7 @@ def alpha_explorer(pixels: int = 49) -> Explorer:
 def _ig_rules() -> list[str]:
     from . import quadrature  # noqa: PLC0415
 
-    return list(quadrature.METHODS)
+    return list(quadrature.RULES)
 
 
 def render_ig(
@@ -717,7 +704,7 @@ def render_ig(
     model = _check_model(model)
     x = _pick(_check_images(image, "image"), 0, model)
     base = _baseline(x, baseline)
-    attr = camlib.integrated_gradients(model, x, target=_target_arg(target), baseline=base, steps=int(steps), method=rule)
+    attr = camlib.integrated_gradients(model, x, target=_target_arg(target), baseline=base, steps=int(steps), rule=rule)
     c = int(attr.target[0])
     with torch.no_grad():
         fx = float(model(x)[0, c])
@@ -761,7 +748,7 @@ def ig_explorer(model: nn.Module, image: Tensor, target: int | None = None, max_
 
 def _explain(model: nn.Module, x: Tensor, method: str, layer: str | nn.Module, target: int | None) -> Any:
     if method in CAM_METHODS:
-        return _cam_result(model, x, method, layer, target, "logit")
+        return getattr(camlib, method)(model, x, layer, target=target)
     if method not in PIXEL_METHODS:
         raise ValueError(f"method must be one of {(*CAM_METHODS, *PIXEL_METHODS)}, got {method!r}")
     if method == "integrated_gradients":

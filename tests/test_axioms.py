@@ -93,7 +93,7 @@ def test_linear_model_ig_has_completeness_error_0_for_any_step_count(steps, rule
     model = LinearNet()
     x = images()
     base = 0.5 * torch.ones_like(x)
-    att = camlib.integrated_gradients(model, x, baseline=base, steps=steps, method=rule)
+    att = camlib.integrated_gradients(model, x, baseline=base, steps=steps, rule=rule)
     r = axioms.completeness(model, x, att, baseline=base)
     assert r.values.shape == (3,)
     assert torch.all(r.values < 1e-12), r.values

@@ -86,7 +86,7 @@ def test_1b_1c_grad_cam_is_cam_over_Z_for_mean_gap(gap, x):
     c = camlib.cam(gap, x, target=1)
     g = camlib.grad_cam(gap, x, "features", target=1)
     z = 64
-    assert c.extras["pool"] == "mean" and c.extras["layer"] == "features" and c.extras["fc"] == "fc"
+    assert c.extras["pool"] == "mean" and c.layer == "features" and c.extras["fc"] == "fc"
     assert close(g.raw, c.raw / z)
     assert close(g.map, c.map / z)
     # CAM's weights are the fc row itself (no 1/Z), and CAM has no ReLU in raw
@@ -224,7 +224,7 @@ def test_2h_official_variant_on_gap_is_grad_cam_plus(gap, x):
     w = gap.fc.weight.detach()[off.target]
     assert close(off.weights, torch.relu(w) / 64)
     assert close(off.weights, plus.weights)
-    assert off.method == "grad_cam_pp_official"
+    assert off.method == "grad_cam_pp" and off.extras["variant"] == "official"
 
 
 def test_official_variant_formula_on_a_deep_head(x):

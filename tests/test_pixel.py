@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import camlib
-from camlib.quadrature import METHODS, nodes_and_weights
+from camlib.quadrature import RULES, nodes_and_weights
 from tiny_nets import single_thread  # noqa: F401  (autouse: one thread)
 from tiny_nets import (
     MinNet,
@@ -30,27 +30,27 @@ def close(a, b, tol):
 # --------------------------------------------------------------------------- quadrature
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_quadrature_weights_sum_to_one_and_nodes_in_unit_interval(method):
-    t, w = nodes_and_weights(method, 7)
+@pytest.mark.parametrize("rule", RULES)
+def test_quadrature_weights_sum_to_one_and_nodes_in_unit_interval(rule):
+    t, w = nodes_and_weights(rule, 7)
     assert t.shape == w.shape == (7,)
     assert close(w.sum(), 1.0, 1e-14) and bool((t >= 0).all() and (t <= 1).all())
 
 
 def test_quadrature_exactness_orders():
-    def integrate(method, m, f):
-        t, w = nodes_and_weights(method, m)
+    def integrate(rule, m, f):
+        t, w = nodes_and_weights(rule, m)
         return float((w * f(t)).sum())
 
     lin = lambda t: 3 * t + 1  # noqa: E731  integral 2.5
-    for method in ("trapezoid", "midpoint", "gauss_legendre"):
-        assert abs(integrate(method, 5, lin) - 2.5) < 1e-14
+    for rule in ("trapezoid", "midpoint", "gauss_legendre"):
+        assert abs(integrate(rule, 5, lin) - 2.5) < 1e-14
     poly = lambda t: t**9 - 2 * t**4  # noqa: E731  integral 1/10 - 2/5
     assert abs(integrate("gauss_legendre", 5, poly) - (0.1 - 0.4)) < 1e-14
     # left/right sums of t are off by exactly 1/(2m) in opposite directions
     assert abs(integrate("riemann_left", 10, lambda t: t) - (0.5 - 0.05)) < 1e-14
     assert abs(integrate("riemann_right", 10, lambda t: t) - (0.5 + 0.05)) < 1e-14
-    with pytest.raises(ValueError, match="method must be one of"):
+    with pytest.raises(ValueError, match="rule must be one of"):
         nodes_and_weights("simpson", 4)
     with pytest.raises(ValueError, match="steps >= 2"):
         nodes_and_weights("trapezoid", 1)
@@ -77,7 +77,7 @@ def test_4a_4b_gradient_saturates_but_ig_does_not():
     f, x = OneMinusReluNet(), point(2.0)
     grad = camlib.saliency(f, x, target=0, absolute=False)
     assert float(grad.values.abs().max()) == 0.0  # 4a: flat at x = 2
-    ig = camlib.integrated_gradients(f, x, target=0, steps=1000, method="midpoint")
+    ig = camlib.integrated_gradients(f, x, target=0, steps=1000, rule="midpoint")
     assert close(ig.values.flatten(), [1.0], 1e-9)  # 4b
     assert abs(float(ig.delta)) < 1e-9
 
@@ -107,7 +107,7 @@ def test_4c_4d_4e_implementation_invariance():
     assert torch.equal(f(pts), g(pts))  # 4c: functionally equivalent
     x = point(3.0, 1.0)
     for net in (f, g):
-        ig = camlib.integrated_gradients(net, x, target=0, steps=1000, method="midpoint")
+        ig = camlib.integrated_gradients(net, x, target=0, steps=1000, rule="midpoint")
         assert close(ig.values.flatten(), [1.5, -0.5], 1e-9)  # 4d
     assert _deeplift_rescale_f(3.0, 1.0) == (1.5, -0.5)  # 4e: DeepLift differs between f and g
     assert _deeplift_rescale_g(3.0, 1.0) == (2.0, -1.0)
@@ -117,29 +117,29 @@ def test_4f_completeness_error_shrinks_with_steps():
     model, x = gap_net(seed=1), images(n=2, size=8, seed=2)
     errors = []
     for m in (4, 16, 64, 256):
-        ig = camlib.integrated_gradients(model, x, steps=m, method="trapezoid", batch_size=256)
+        ig = camlib.integrated_gradients(model, x, steps=m, rule="trapezoid", batch_size=256)
         errors.append(float(ig.delta.abs().max()))
     assert all(a > b for a, b in zip(errors, errors[1:])), errors
     assert errors[-1] < 1e-2 * errors[0]
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_4g_linear_model_exact_for_any_steps(method):
+@pytest.mark.parametrize("rule", RULES)
+def test_4g_linear_model_exact_for_any_steps(rule):
     model = linear_net(seed=2)
     x, base = images(n=2, c=2, size=5, seed=4), images(n=1, c=2, size=5, seed=5)[0]
     w = model.fc.weight.detach().view(3, 2, 5, 5)
-    steps = 2 if method == "trapezoid" else 1
-    ig = camlib.integrated_gradients(model, x, target=[2, 0], baseline=base, steps=steps, method=method)
+    steps = 2 if rule == "trapezoid" else 1
+    ig = camlib.integrated_gradients(model, x, target=[2, 0], baseline=base, steps=steps, rule=rule)
     assert close(ig.values, w[[2, 0]] * (x - base), 1e-12)
     assert ig.delta.abs().max() < 1e-12
 
 
 def test_4h_min_symmetry_and_aumann_shapley():
     net = MinNet()
-    ig = camlib.integrated_gradients(net, point(1.0, 1.0), target=0, steps=64, method="midpoint")
+    ig = camlib.integrated_gradients(net, point(1.0, 1.0), target=0, steps=64, rule="midpoint")
     assert close(ig.values.flatten(), [0.5, 0.5], 1e-9)
     # midpoint avoids the tie at t = 0, where autograd splits the gradient of min in half
-    ig = camlib.integrated_gradients(net, point(1.0, 3.0), target=0, steps=64, method="midpoint")
+    ig = camlib.integrated_gradients(net, point(1.0, 3.0), target=0, steps=64, rule="midpoint")
     assert close(ig.values.flatten(), [1.0, 0.0], 1e-9)
 
 
@@ -163,7 +163,7 @@ def test_ig_equals_manual_riemann_sum():
         (g,) = torch.autograd.grad(model(p)[0, 1], p)
         grads.append(g)
     expected = x * torch.stack(grads).mean(0)
-    ig = camlib.integrated_gradients(model, x, target=1, steps=m, method="riemann_right")
+    ig = camlib.integrated_gradients(model, x, target=1, steps=m, rule="riemann_right")
     assert close(ig.values, expected, 1e-12)
 
 
@@ -196,13 +196,13 @@ def test_5b_linear_occlusion_is_patch_sum_of_w_times_displacement():
             assert close(occ.extras["windows"][:, a, b], drop, 1e-9)
 
 
-def _occlusion_vs_ig(model, x, steps, method):
+def _occlusion_vs_ig(model, x, steps, rule):
     occ = camlib.occlusion(model, x, target=2, patch=3, stride=3, baseline=0.0)
     r, c = 3, 0  # window (1, 0)
     occluded = x.clone()
     occluded[:, :, r : r + 3, c : c + 3] = 0.0
     ig = camlib.integrated_gradients(
-        model, x, target=2, baseline=occluded, steps=steps, method=method, batch_size=steps
+        model, x, target=2, baseline=occluded, steps=steps, rule=rule, batch_size=steps
     )
     inside = torch.zeros_like(x, dtype=torch.bool)
     inside[:, :, r : r + 3, c : c + 3] = True

@@ -57,16 +57,16 @@ def finite(*tensors):
 def test_no_nan_or_inf_anywhere(case):
     model, x, target, deep = case
     results = [
-        camlib.grad_cam(model, x, "features", target),
-        camlib.grad_cam_plus(model, x, "features", target),
-        camlib.grad_cam_pp(model, x, "features", target),
-        camlib.grad_cam_pp(model, x, "features", target, variant="official"),
-        camlib.xgrad_cam(model, x, "features", target),
-        camlib.counterfactual(model, x, "features", target),
-        camlib.grad_cam(model, x, "features", target, score="softmax"),
+        camlib.grad_cam(model, x, "features", target=target),
+        camlib.grad_cam_plus(model, x, "features", target=target),
+        camlib.grad_cam_pp(model, x, "features", target=target),
+        camlib.grad_cam_pp(model, x, "features", target=target, variant="official"),
+        camlib.xgrad_cam(model, x, "features", target=target),
+        camlib.counterfactual(model, x, "features", target=target),
+        camlib.grad_cam(model, x, "features", target=target, score="softmax"),
     ]
     if not deep:
-        results.append(camlib.cam(model, x, target))
+        results.append(camlib.cam(model, x, target=target))
     for r in results:
         assert finite(r.activations, r.gradients, r.weights, r.raw, r.map, r.score), r.method
         assert finite(camlib.normalize(r.map), camlib.normalize(r.raw, "max"))
@@ -78,10 +78,10 @@ def test_no_nan_or_inf_anywhere(case):
     assert bool((results[4].weights[dead] == 0).all())  # XGrad-CAM on a dead channel: 0, not NaN
     size = x.shape[-1]
     attributions = [
-        camlib.saliency(model, x, target),
-        camlib.gradient_x_input(model, x, target),
-        camlib.integrated_gradients(model, x, target, steps=4, batch_size=5),
-        camlib.occlusion(model, x, target, patch=min(2, size), stride=1),
+        camlib.saliency(model, x, target=target),
+        camlib.gradient_x_input(model, x, target=target),
+        camlib.integrated_gradients(model, x, target=target, steps=4, batch_size=5),
+        camlib.occlusion(model, x, target=target, patch=min(2, size), stride=1),
     ]
     for a in attributions:
         assert a.values.shape == x.shape

@@ -16,7 +16,7 @@ CAM_METHODS = {
     "grad_cam": lambda m, x, t: camlib.grad_cam(m, x, "features", target=t),
     "grad_cam_plus": lambda m, x, t: camlib.grad_cam_plus(m, x, "features", target=t),
     "grad_cam_pp": lambda m, x, t: camlib.grad_cam_pp(m, x, "features", target=t),
-    "grad_cam_pp_official": lambda m, x, t: camlib.grad_cam_pp(m, x, "features", t, "official"),
+    "grad_cam_pp_official": lambda m, x, t: camlib.grad_cam_pp(m, x, "features", target=t, variant="official"),
     "xgrad_cam": lambda m, x, t: camlib.xgrad_cam(m, x, "features", target=t),
     "counterfactual": lambda m, x, t: camlib.counterfactual(m, x, "features", target=t),
     "cam": lambda m, x, t: camlib.cam(m, x, target=t),
@@ -151,7 +151,7 @@ def test_resnet_cam_equals_grad_cam_times_Z(resnet):
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     c = camlib.cam(model, x)
     g = camlib.grad_cam(model, x, "layer4", target=c.target)
-    assert c.extras["layer"] == "layer4" and c.extras["fc"] == "fc" and c.extras["pool"] == "mean"
+    assert c.layer == "layer4" and c.extras["fc"] == "fc" and c.extras["pool"] == "mean"
     assert torch.allclose(g.raw * 4, c.raw, rtol=1e-4, atol=1e-6)  # layer4 is 2x2 here: Z = 4
 
 
@@ -208,8 +208,8 @@ def test_clear_errors():
         camlib.grad_cam_pp(model, x, "features", variant="torchcam")
     with pytest.raises(ValueError, match="4-D"):
         camlib.grad_cam(model, x, "fc")  # a layer whose output is not a feature map
-    with pytest.raises(ValueError, match="method must be"):
-        camlib.integrated_gradients(model, x, method="simpson")
+    with pytest.raises(ValueError, match="rule must be"):
+        camlib.integrated_gradients(model, x, rule="simpson")
 
 
 def test_shared_module_is_refused():

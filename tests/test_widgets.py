@@ -193,12 +193,12 @@ def test_ig_explorer_reports_camlib_completeness_error(model, shapes):
     ex = W.ig_explorer(model, shapes.images[0], max_steps=32)
     assert_css(ex, "ig")
     assert_in_sync(ex)
-    assert list(ex.controls["rule"].options) == list(camlib.quadrature.METHODS)
+    assert list(ex.controls["rule"].options) == list(camlib.quadrature.RULES)
     move(ex, "steps", 4)
     move(ex, "rule", "riemann_left")
     move(ex, "baseline", "grey")
     x = shapes.images[:1]
-    attr = camlib.integrated_gradients(model, x, baseline=torch.full_like(x, 0.5), steps=4, method="riemann_left")
+    attr = camlib.integrated_gradients(model, x, baseline=torch.full_like(x, 0.5), steps=4, rule="riemann_left")
     assert f"completeness error delta = {float(attr.delta[0]):.3e}" in ex.readout.value
     assert f"sum of IG = {float(attr.values.double().sum()):.5f}" in ex.readout.value
 

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedFormatter, NullFormatter
 from torch import Tensor
 
-from ..quadrature import METHODS, nodes_and_weights
+from ..quadrature import RULES, nodes_and_weights
 
 __all__ = ["STEPS", "CNN_STEPS", "smooth_function", "path_derivative_study", "completeness_study", "key_figure"]
 
@@ -54,7 +54,7 @@ def path_derivative_study(
     x: Tensor,
     baseline: Tensor,
     steps: tuple[int, ...] = STEPS,
-    rules: tuple[str, ...] = METHODS,
+    rules: tuple[str, ...] = RULES,
 ) -> dict[str, dict[int, float]]:
     r"""Relative completeness error ``|sum_k w_k phi(t_k) - (F(x) - F(x'))| / |F(x) - F(x')|``.
 

@@ -79,7 +79,7 @@ def explain(method: str, model: torch.nn.Module, x: torch.Tensor, target: Any = 
     if method == "gradient_x_input":
         return camlib.gradient_x_input(model, x, target=target)
     if method == "integrated_gradients":
-        return camlib.integrated_gradients(model, x, target=target, steps=IG_STEPS, method="trapezoid")
+        return camlib.integrated_gradients(model, x, target=target, steps=IG_STEPS, rule="trapezoid")
     if method == "occlusion":
         return camlib.occlusion(model, x, target=target, **OCCLUSION)
     raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
