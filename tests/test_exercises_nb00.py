@@ -57,8 +57,8 @@ def conv_off_by_one(image, kernel):
 
 
 def test_conv_accepts_reference(capsys):
-    assert nb00.check_conv2d_single(conv_loops) is True
-    assert nb00.check_conv2d_single(conv_shifted_slices) is True
+    assert nb00.check_conv2d_single(conv_loops) is None
+    assert nb00.check_conv2d_single(conv_shifted_slices) is None
     assert "Correct: conv2d_single" in capsys.readouterr().out
 
 
@@ -119,8 +119,8 @@ def head_crashes(A, weight, bias):
 
 
 def test_head_accepts_reference(capsys):
-    assert nb00.check_gap_head(head_right) is True
-    assert nb00.check_gap_head(head_einsum) is True
+    assert nb00.check_gap_head(head_right) is None
+    assert nb00.check_gap_head(head_einsum) is None
     assert "Correct: gap_head" in capsys.readouterr().out
 
 

@@ -44,7 +44,7 @@ def _conv_cases() -> list[tuple[Tensor, Tensor]]:
     ]
 
 
-def check_conv2d_single(conv2d_single: Callable[[Tensor, Tensor], Tensor]) -> bool:
+def check_conv2d_single(conv2d_single: Callable[[Tensor, Tensor], Tensor]) -> None:
     """Check ``conv2d_single(image, kernel)`` against ``torch.nn.functional.conv2d`` (no padding)."""
     name = "conv2d_single"
     hints = [
@@ -91,7 +91,7 @@ def _head_cases() -> list[tuple[Tensor, Tensor, Tensor]]:
     return cases
 
 
-def check_gap_head(gap_head: Callable[[Tensor, Tensor, Tensor], Tensor]) -> bool:
+def check_gap_head(gap_head: Callable[[Tensor, Tensor, Tensor], Tensor]) -> None:
     """Check ``gap_head(A, weight, bias)`` = ``bias + mean_ij(A) @ weight.T``, shape (N, C)."""
     name = "gap_head"
     hints = [

@@ -86,7 +86,7 @@ def _occlusion_cases() -> list[tuple[ScalarFunction, Tensor, Tensor]]:
     ]
 
 
-def check_occlusion_deltas(occlusion_deltas: Callable[[ScalarFunction, Tensor, Tensor], Tensor]) -> bool:
+def check_occlusion_deltas(occlusion_deltas: Callable[[ScalarFunction, Tensor, Tensor], Tensor]) -> None:
     """Check ``occlusion_deltas(f, x, baseline)`` = ``f(x) - f(x_{i <- b_i})`` for every ``i``."""
     name = "occlusion_deltas"
     hints = [
@@ -160,7 +160,7 @@ def _safe_ratio(a: Tensor, b: Tensor) -> Tensor:
     return a[keep] / b[keep]
 
 
-def check_integrated_gradients(integrated_gradients_riemann: Callable[..., Tensor]) -> bool:
+def check_integrated_gradients(integrated_gradients_riemann: Callable[..., Tensor]) -> None:
     """Check ``integrated_gradients_riemann(f, x, baseline, m)`` against the right Riemann sum."""
     name = "integrated_gradients_riemann"
     hints = [

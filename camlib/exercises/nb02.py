@@ -175,7 +175,7 @@ def _linear_hints():
 # ----------------------------------------------------------------------------- checks
 
 
-def check_occlusion_grid(occlusion_grid: Callable[..., Tensor]) -> bool:
+def check_occlusion_grid(occlusion_grid: Callable[..., Tensor]) -> None:
     """Check exercise 1: ``occlusion_grid(f, x, patch, stride, baseline) -> (rows, cols)`` drops."""
     if not callable(occlusion_grid):
         raise TypeError("check_occlusion_grid expects your function occlusion_grid itself, not its result.")
@@ -196,7 +196,7 @@ def check_occlusion_grid(occlusion_grid: Callable[..., Tensor]) -> bool:
     return passed("occlusion_grid")
 
 
-def check_linear_occlusion_drop(linear_occlusion_drop: Callable[..., Tensor]) -> bool:
+def check_linear_occlusion_drop(linear_occlusion_drop: Callable[..., Tensor]) -> None:
     """Check exercise 2: the predicted drop ``sum_{window} w * (x - baseline)`` of a linear model."""
     if not callable(linear_occlusion_drop):
         raise TypeError("check_linear_occlusion_drop expects your function itself, not its result.")

@@ -128,7 +128,7 @@ def _iou_hints():
 # ----------------------------------------------------------------------------- checks
 
 
-def check_class_activation_map(class_activation_map: Callable[..., Tensor]) -> bool:
+def check_class_activation_map(class_activation_map: Callable[..., Tensor]) -> None:
     """Check exercise 1: ``M[n] = sum_k fc_weight[target[n], k] * features[n, k]`` (pre-ReLU CAM)."""
     if not callable(class_activation_map):
         raise TypeError("check_class_activation_map expects your function itself, not its result.")
@@ -137,7 +137,7 @@ def check_class_activation_map(class_activation_map: Callable[..., Tensor]) -> b
     return passed("class_activation_map")
 
 
-def check_iou_at_fraction(iou_at_fraction: Callable[..., Tensor]) -> bool:
+def check_iou_at_fraction(iou_at_fraction: Callable[..., Tensor]) -> None:
     """Check exercise 2: IoU of ``{map > fraction * max(map)}`` with the mask."""
     if not callable(iou_at_fraction):
         raise TypeError("check_iou_at_fraction expects your function itself, not its result.")

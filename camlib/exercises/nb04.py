@@ -50,7 +50,7 @@ def _close(a: Tensor, b: Tensor) -> bool:
     return a.shape == b.shape and torch.allclose(a.to(b.dtype), b, rtol=1e-5, atol=1e-8)
 
 
-def check_gradcam_weights(fn: Callable[[Tensor], Tensor]) -> bool:
+def check_gradcam_weights(fn: Callable[[Tensor], Tensor]) -> None:
     """Check ``fn(gradients) -> weights``: the Grad-CAM channel weights
     ``alpha_k = (1/Z) sum_ij dy/dA^k_ij``, one per sample and channel, shape ``(N, K)``."""
     name = "gradcam_weights"
@@ -81,7 +81,7 @@ def check_gradcam_weights(fn: Callable[[Tensor], Tensor]) -> bool:
     return passed(name)
 
 
-def check_gradcam_map(fn: Callable[[Tensor, Tensor], Tensor]) -> bool:
+def check_gradcam_map(fn: Callable[[Tensor, Tensor], Tensor]) -> None:
     """Check ``fn(weights, activations) -> map``: ``ReLU(sum_k weights[:, k] * activations[:, k])``,
     shape ``(N, h, w)``."""
     name = "gradcam_map"
@@ -126,7 +126,7 @@ def _reference_softmax(cams: Tensor, probs: Tensor, target: int) -> Tensor:
     return probs[:, target, None, None] * (cams[:, target] - mixture)
 
 
-def check_softmax_gradcam(fn: Callable[[Tensor, Tensor, int], Tensor]) -> bool:
+def check_softmax_gradcam(fn: Callable[[Tensor, Tensor, int], Tensor]) -> None:
     """Check ``fn(cams, probs, target) -> map``: on a mean-GAP linear head, ``Z`` times the
     pre-ReLU Grad-CAM of the softmax probability ``p_c``, i.e. ``p_c (CAM_c - sum_j p_j CAM_j)``.
 

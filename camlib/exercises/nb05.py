@@ -78,7 +78,7 @@ def _alpha_with(gradients: Tensor, activations: Tensor, *, mixed=False, eps=0.0,
     return torch.where(gradients != 0, g2 / safe, torch.zeros_like(g2))
 
 
-def check_gradcampp_alpha(fn: Callable[[Tensor, Tensor], Tensor]) -> bool:
+def check_gradcampp_alpha(fn: Callable[[Tensor, Tensor], Tensor]) -> None:
     """Check ``fn(gradients, activations) -> alpha`` (same shape as the gradients):
     ``alpha = g^2 / (2 g^2 + (sum_ab A^k_ab) g^3)``, with ``alpha = 0`` where ``g = 0``."""
     name = "gradcampp_alpha"
@@ -114,7 +114,7 @@ def check_gradcampp_alpha(fn: Callable[[Tensor, Tensor], Tensor]) -> bool:
     return passed(name)
 
 
-def check_gradcampp_weights(fn: Callable[[Tensor, Tensor], Tensor]) -> bool:
+def check_gradcampp_weights(fn: Callable[[Tensor, Tensor], Tensor]) -> None:
     """Check ``fn(gradients, activations) -> weights`` of shape ``(N, K)``:
     ``w_k = sum_ij alpha_ij ReLU(g_ij)`` with the eq. 19 alpha."""
     name = "gradcampp_weights"
@@ -150,7 +150,7 @@ def check_gradcampp_weights(fn: Callable[[Tensor, Tensor], Tensor]) -> bool:
     return passed(name)
 
 
-def check_gradcam_plus_weights(fn: Callable[[Tensor], Tensor]) -> bool:
+def check_gradcam_plus_weights(fn: Callable[[Tensor], Tensor]) -> None:
     """Check ``fn(gradients) -> weights`` of shape ``(N, K)``: the Grad-CAM+ weights
     ``w+_k = (1/Z) sum_ij ReLU(g_ij)`` (Lerma & Lucas)."""
     name = "gradcam_plus_weights"

@@ -48,7 +48,7 @@ def _close(a: Tensor, b: Tensor) -> bool:
     return a.shape == b.shape and bool(torch.allclose(a.to(b.dtype), b, rtol=1e-5, atol=1e-7))
 
 
-def check_xgrad_cam_weights(fn: Callable[[Tensor, Tensor], Tensor]) -> bool:
+def check_xgrad_cam_weights(fn: Callable[[Tensor, Tensor], Tensor]) -> None:
     """Check ``fn(activations, gradients) -> weights`` of shape (N, K) against XGrad-CAM's formula."""
     name = "xgrad_cam_weights"
     hints = [
@@ -154,7 +154,7 @@ def _safe_diff(x: Tensor, b: Tensor) -> Tensor:
     return (x - b).where(x != b, torch.ones_like(x))
 
 
-def check_ig_trapezoid(fn: Callable[[Callable[[Tensor], Tensor], Tensor, Tensor, int], Tensor]) -> bool:
+def check_ig_trapezoid(fn: Callable[[Callable[[Tensor], Tensor], Tensor, Tensor, int], Tensor]) -> None:
     """Check ``fn(grad_fn, x, baseline, steps)`` against IG with the trapezoidal rule on ``steps`` nodes."""
     name = "ig_trapezoid"
     hints = [

@@ -67,7 +67,7 @@ def _hits_cases() -> list[tuple[Tensor, Tensor]]:
     return cases
 
 
-def check_pointing_hits(fn: Callable[[Tensor, Tensor], Tensor]) -> bool:
+def check_pointing_hits(fn: Callable[[Tensor, Tensor], Tensor]) -> None:
     """Check ``fn(maps (N,H,W), masks (N,H,W) bool) -> hits (N,) bool``."""
     name = "pointing_hits"
     hints = [
@@ -134,7 +134,7 @@ def _energy_cases() -> list[tuple[Tensor, Tensor]]:
     return cases
 
 
-def check_energy_inside(fn: Callable[[Tensor, Tensor], Tensor]) -> bool:
+def check_energy_inside(fn: Callable[[Tensor, Tensor], Tensor]) -> None:
     """Check ``fn(maps (N,H,W), masks (N,H,W) bool) -> share (N,)``."""
     name = "energy_inside"
 
@@ -190,7 +190,7 @@ def _auc_cases() -> list[tuple[Tensor]]:
     ]
 
 
-def check_curve_auc(fn: Callable[[Tensor], Tensor]) -> bool:
+def check_curve_auc(fn: Callable[[Tensor], Tensor]) -> None:
     """Check ``fn(curves (N,T)) -> auc (N,)``, the trapezoidal area on a uniform grid over [0, 1]."""
     name = "curve_auc"
     hints = [
