@@ -136,6 +136,79 @@ def test_1g_1h_softmax_and_log_softmax_targets(gap, x):
     assert close(soft.score, pc.flatten()) and close(logsoft.score, pc.log().flatten())
 
 
+def _all_cams(model, x):
+    return torch.stack([camlib.cam(model, x, target=j).raw for j in range(model.fc.out_features)], dim=1)
+
+
+@pytest.mark.parametrize("classes", [2, 4])
+def test_5_6_softmax_map_is_bounded_by_pc_times_1_minus_pc(x, classes):
+    # (5.6): |M_pc| <= p_c (1 - p_c) max_{j != c} |CAM_c - CAM_j| / Z, |M_log pc| <= (1 - p_c) (same);
+    # with two classes the sum over j != c has one term, so both bounds hold with equality.
+    model = gap_net(seed=2, classes=classes)
+    z = 64
+    cams = _all_cams(model, x)
+    p = torch.softmax(model(x), dim=1).detach()
+    rows = torch.arange(x.shape[0])
+    for c in range(classes):
+        t = torch.full((x.shape[0],), c)
+        pc = p[rows, t][:, None, None]
+        others = torch.cat([cams[:, :c], cams[:, c + 1:]], dim=1)
+        spread = (cams[:, c:c + 1] - others).abs().amax(dim=1)
+        soft = camlib.grad_cam(model, x, "features", target=t, score="softmax").raw
+        logsoft = camlib.grad_cam(model, x, "features", target=t, score="log_softmax").raw
+        bound_soft, bound_log = pc * (1 - pc) * spread / z, (1 - pc) * spread / z
+        assert torch.all(soft.abs() <= bound_soft * (1 + 1e-12) + 1e-15)
+        assert torch.all(logsoft.abs() <= bound_log * (1 + 1e-12) + 1e-15)
+        assert (soft.abs() > 0).any()
+        if classes == 2:
+            assert close(soft.abs(), bound_soft) and close(logsoft.abs(), bound_log)
+
+
+def test_5_6_saturation_comes_from_pc_times_1_minus_pc_not_pc():
+    # Scaling the last layer by 1, 4, 16 drives p_c -> 1: the CAM differences grow linearly, 1 - p_c
+    # falls exponentially, so the softmax AND the log-softmax maps shrink, although the log-softmax
+    # map has no factor p_c (a saturation caused by p_c alone would leave it alone).
+    model = gap_net(seed=2, classes=2)
+    x = images(n=1, size=8, seed=3)
+    target = torch.tensor([int(model(x).argmax())])
+    sizes = {"softmax": [], "log_softmax": []}
+    confidence = []
+    for scale in (1.0, 4.0, 16.0):
+        scaled = gap_net(seed=2, classes=2)
+        with torch.no_grad():
+            scaled.fc.weight.mul_(scale)
+            scaled.fc.bias.mul_(scale)
+        confidence.append(float(torch.softmax(scaled(x), dim=1)[0, target].detach()))
+        for score in sizes:
+            sizes[score].append(float(camlib.grad_cam(scaled, x, "features", target=target, score=score).raw.abs().max()))
+    assert confidence[0] < confidence[1] < confidence[2] and confidence[2] > 0.999
+    for score, values in sizes.items():
+        assert values[2] < 0.01 * values[0], (score, values)
+
+
+@pytest.mark.parametrize("score", ["softmax", "log_softmax"])
+def test_5_7_bias_shift_of_the_explained_class_rescales_without_reshaping(x, score):
+    # (5.7): b_c -> b_c + delta multiplies the softmax map by p'_c (1 - p'_c) / (p_c (1 - p_c)) and the
+    # log-softmax map by (1 - p'_c) / (1 - p_c): one positive constant per image, the shape unchanged.
+    model = gap_net(seed=0)
+    c = 1
+    t = torch.full((x.shape[0],), c)
+    before = camlib.grad_cam(model, x, "features", target=t, score=score).raw
+    p = torch.softmax(model(x), dim=1).detach()[:, c]
+    for delta in (-3.0, 2.0, 10.0):
+        shifted = gap_net(seed=0)
+        with torch.no_grad():
+            shifted.fc.bias[c] += delta
+        after = camlib.grad_cam(shifted, x, "features", target=t, score=score).raw
+        q = torch.softmax(shifted(x), dim=1).detach()[:, c]
+        factor = q * (1 - q) / (p * (1 - p)) if score == "softmax" else (1 - q) / (1 - p)
+        assert close(after, factor[:, None, None] * before)
+        assert torch.all(factor > 0) and not close(factor, torch.ones_like(factor))
+        assert close(camlib.cam(shifted, x, target=t).raw, camlib.cam(model, x, target=t).raw)
+        assert close(camlib.grad_cam(shifted, x, "features", target=t).raw,
+                     camlib.grad_cam(model, x, "features", target=t).raw)
+
+
 def test_cam_finds_resnet_like_default_layer_and_rejects_non_gap(x):
     with pytest.raises(ValueError, match="grad_cam"):
         camlib.cam(fc_head_net(seed=0), x)

@@ -143,6 +143,89 @@ def test_4h_min_symmetry_and_aumann_shapley():
     assert close(ig.values.flatten(), [1.0, 0.0], 1e-9)
 
 
+class Toy(torch.nn.Module):
+    """A scalar function of the features ``v = x.flatten(1)`` of a toy input ``(N, 1, 1, d)``, as ``(N, 1)``."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x.flatten(1))[:, None]
+
+
+def test_9_9_sensitivity_a_asks_for_a_nonzero_share_not_for_the_drop_of_a_reset():
+    # f = x1 x2 at (2, 2) from (0, 0): IG = (2, 2), yet resetting x1 alone to the baseline loses 4.
+    net = Toy(lambda v: v[:, 0] * v[:, 1])
+    ig = camlib.integrated_gradients(net, point(2.0, 2.0), target=0, steps=4, rule="gauss_legendre")
+    assert close(ig.values.flatten(), [2.0, 2.0], 1e-12) and abs(float(ig.delta)) < 1e-12
+    drop_x1 = float(net(point(2.0, 2.0)) - net(point(0.0, 2.0)))
+    assert drop_x1 == 4.0 and float(ig.values.flatten()[0]) != drop_x1
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_9_10_a_feature_the_function_does_not_use_gets_exactly_zero(rule):
+    net = Toy(lambda v: torch.tanh(v[:, 0] - 2 * v[:, 2]) + v[:, 0] * v[:, 2])   # x2 is a dummy
+    ig = camlib.integrated_gradients(net, point(1.5, -3.0, 0.7), target=0, steps=5, rule=rule,
+                                     baseline=torch.tensor([0.2, 4.0, -1.0], dtype=torch.float64).view(1, 1, 1, 3))
+    assert float(ig.values.flatten()[1]) == 0.0
+    assert bool((ig.values.flatten()[[0, 2]] != 0).all())
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_9_11_linearity_for_the_same_rule_and_steps(rule):
+    f1 = lambda v: torch.tanh(v @ torch.tensor([1.0, -2.0, 0.5], dtype=v.dtype))  # noqa: E731
+    f2 = lambda v: torch.relu(v[:, 0] - v[:, 1]) * v[:, 2]  # noqa: E731
+    lam, mu = 0.7, -1.3
+    x = point(1.0, -0.5, 2.0)
+    ig = lambda fn: camlib.integrated_gradients(Toy(fn), x, target=0, steps=6, rule=rule).values  # noqa: E731
+    mixed = ig(lambda v: lam * f1(v) + mu * f2(v))
+    assert close(mixed, lam * ig(f1) + mu * ig(f2), 1e-12)
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_9_12_a_step_breaks_completeness(rule):
+    # F = [x > 1/2] on [0, 1]: the gradient is 0 wherever it exists, so IG = 0 and delta = -1
+    # (Proposition 1 needs t -> F(x' + t (x - x')) absolutely continuous).
+    net = Toy(lambda v: (v[:, 0] > 0.5).to(v.dtype) + 0.0 * v[:, 0])
+    ig = camlib.integrated_gradients(net, point(1.0), target=0, steps=16, rule=rule)
+    assert float(ig.values.flatten()[0]) == 0.0
+    assert close(ig.delta, -1.0, 1e-15)
+
+
+def test_9_13_a_path_inside_a_tie_is_split_by_autograd_s_convention():
+    # min(x1, x2) and x1 - ReLU(x1 - x2) are the same function; at (1, 1) from 0 the path runs inside
+    # the tie, torch.minimum splits the gradient evenly and the ReLU form gives it all to x1.
+    split = camlib.integrated_gradients(MinNet(), point(1.0, 1.0), target=0, steps=8, rule="trapezoid")
+    relu_form = camlib.integrated_gradients(Toy(lambda v: v[:, 0] - torch.relu(v[:, 0] - v[:, 1])),
+                                            point(1.0, 1.0), target=0, steps=8, rule="trapezoid")
+    assert close(split.values.flatten(), [0.5, 0.5], 1e-15)
+    assert close(relu_form.values.flatten(), [1.0, 0.0], 1e-15)
+    assert close(split.values.sum(), 1.0, 1e-15) and close(relu_form.values.sum(), 1.0, 1e-15)
+
+
+@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("m", [2, 4, 9])
+def test_9_14_completeness_error_is_not_the_per_feature_error(rule, m):
+    # f = x1^3 - x2^3 at (1, 1) from 0: exact IG (1, -1); by symmetry delta = 0 for every rule and m,
+    # while each feature is off by the rule's error on int_0^1 3 t^2 dt = 1.
+    t, w = nodes_and_weights(rule, m)
+    rule_error = float((w * 3 * t**2).sum()) - 1.0
+    ig = camlib.integrated_gradients(Toy(lambda v: v[:, 0] ** 3 - v[:, 1] ** 3), point(1.0, 1.0),
+                                     target=0, steps=m, rule=rule)
+    assert abs(float(ig.delta)) < 1e-14
+    assert close(ig.values.flatten(), [1.0 + rule_error, -1.0 - rule_error], 1e-14)
+    if rule != "gauss_legendre":  # Gauss-Legendre with m >= 2 nodes integrates 3 t^2 exactly
+        assert abs(rule_error) > 1e-3
+
+
+def test_9_14_the_values_quoted_in_docs_math_at_m_4():
+    ig = {rule: float(camlib.integrated_gradients(Toy(lambda v: v[:, 0] ** 3 - v[:, 1] ** 3), point(1.0, 1.0),
+                                                  target=0, steps=4, rule=rule).values.flatten()[0])
+          for rule in ("riemann_right", "trapezoid", "midpoint")}
+    assert [round(ig[r], 3) for r in ("riemann_right", "trapezoid", "midpoint")] == [1.406, 1.056, 0.984]
+
+
 def test_ig_delta_is_completeness_error_and_batching_is_invisible():
     model, x = gap_net(seed=3), images(n=3, size=8, seed=4)
     a = camlib.integrated_gradients(model, x, steps=16, baseline=0.25, batch_size=5)
