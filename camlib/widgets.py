@@ -639,34 +639,54 @@ def render_alpha(s: float = 10.0, g: float = 0.05, pixels: int = 49) -> RenderRe
     For a channel with the same positive gradient ``g`` at all ``Z = pixels`` positions (a GAP-linear
     head), Grad-CAM++ weighs it by ``w++ = Z g / (2 + s g)`` and Grad-CAM+ by ``W+ = Z relu(g)``; their
     ratio ``w++ / (W+ / 2) = 2 / (2 + s g)`` is 1 exactly when ``s g = 0``.
+
+    Only positive gradients contribute: for ``g <= 0`` both weights are ``Z relu(g) = 0`` and ``alpha``
+    is not used (camlib stores ``alpha = 0`` where ``g = 0``; for ``g < 0`` eq. 19 would give values
+    above 1/2, a pole at ``s g = -2`` and negative values, none of which reaches a weight), so the
+    explorer shows no ``alpha`` and says so instead of evaluating the formula there.
     """
     if s < 0:
         raise ValueError(f"s = sum of post-ReLU activations must be >= 0, got {s}")
     if pixels < 1:
         raise ValueError(f"pixels must be a positive integer, got {pixels}")
     t = s * g
-    gp = max(g, 0.0)
-    alpha = 1.0 / (2.0 + t) if g != 0 else 0.0
-    w_pp = pixels * gp * alpha
-    w_plus = pixels * gp
-    ratio = 2.0 / (2.0 + t) if g > 0 else float("nan")
+    used = g > 0
+    alpha = 1.0 / (2.0 + t) if used else 0.0  # s >= 0 and g > 0: 2 + s g >= 2, never a pole
+    w_pp = pixels * g * alpha if used else 0.0
+    w_plus = pixels * g if used else 0.0
     fig, (ax0, ax1) = _figure(2, width=9.0, height=3.4)
     ts = np.linspace(0.0, max(5.0, 1.5 * t), 200)
     ax0.plot(ts, 1.0 / (2.0 + ts), label=r"$\alpha = 1/(2 + s_k\,g)$")
     ax0.axhline(0.5, color="k", ls="--", lw=1, label="1/2")
-    ax0.plot([t], [alpha], "ro")
-    ax0.set(xlabel=r"$s_k\,g$", ylabel=r"$\alpha$", title=rf"$s_k\,g$ = {t:.3f}: $\alpha$ = {alpha:.4f}", ylim=(0, 0.55))
+    if used:
+        ax0.plot([t], [alpha], "ro")
+        title = rf"$s_k\,g$ = {t:.3f}: $\alpha$ = {alpha:.4f}"
+    else:
+        ax0.text(0.5, 0.25, "g <= 0: ReLU(g) = 0,\nthis position adds nothing;\nalpha is not used",
+                 ha="center", va="center", transform=ax0.transAxes, fontsize=9, color="tab:red")
+        title = rf"$g$ = {g:.3f} $\leq 0$: no $\alpha$"
+    ax0.set(xlabel=r"$s_k\,g$", ylabel=r"$\alpha$", title=title, ylim=(0, 0.55))
     ax0.legend(fontsize=8)
     ax1.bar([0, 1], [w_pp, w_plus / 2.0], color=["tab:red", "tab:blue"])
     ax1.set_xticks([0, 1], ["Grad-CAM++ w++", "Grad-CAM+ W+/2"])
     ax1.set_title(f"channel weight (Z = {pixels})")
-    text = (
-        f"s_k = {s:.4f}, g = {g:.5f}, product s_k g = {t:.5f}\n"
-        f"alpha = 1/(2 + s_k g) = {alpha:.6f}   (1/2 - alpha = {0.5 - alpha:.6f})\n"
-        f"Grad-CAM++ weight w++ = Z g alpha = {w_pp:.6f}\n"
-        f"Grad-CAM+ weight W+ = Z relu(g) = {w_plus:.6f};  W+/2 = {w_plus / 2:.6f}\n"
-        f"ratio w++ / (W+/2) = 2/(2 + s_k g) = {ratio:.6f}"
-    )
+    if used:
+        text = (
+            f"s_k = {s:.4f}, g = {g:.5f}, product s_k g = {t:.5f}\n"
+            f"alpha = 1/(2 + s_k g) = {alpha:.6f}   (1/2 - alpha = {0.5 - alpha:.6f})\n"
+            f"Grad-CAM++ weight w++ = Z g alpha = {w_pp:.6f}\n"
+            f"Grad-CAM+ weight W+ = Z relu(g) = {w_plus:.6f};  W+/2 = {w_plus / 2:.6f}\n"
+            f"ratio w++ / (W+/2) = 2/(2 + s_k g) = {2.0 / (2.0 + t):.6f}"
+        )
+    else:
+        text = (
+            f"s_k = {s:.4f}, g = {g:.5f}, product s_k g = {t:.5f}\n"
+            f"g <= 0: only positive gradients contribute, relu(g) = 0, so alpha is not used "
+            f"(camlib stores alpha = 0 where g = 0)\n"
+            f"Grad-CAM++ weight w++ = Z alpha relu(g) = 0\n"
+            f"Grad-CAM+ weight W+ = Z relu(g) = 0\n"
+            f"ratio w++ / (W+/2): undefined, both weights are 0"
+        )
     return _png(fig), text
 
 

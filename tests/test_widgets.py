@@ -189,6 +189,22 @@ def test_alpha_explorer_is_eq19():
         W.render_alpha(s=-1.0)
 
 
+def test_alpha_explorer_shows_no_alpha_where_the_gradient_is_not_positive():
+    # From the default s_k = 10, the slider's minimum g = -0.2 puts s_k g = -2 on eq. 19's pole, and
+    # g = -0.1 gave alpha = 1. Only positive gradients contribute: both weights are 0 and alpha is unused.
+    ex = W.alpha_explorer(pixels=49)
+    for g in (ex.controls["g"].min, -0.1, 0.0):
+        move(ex, "g", g)
+        text = ex.readout.value
+        assert "camlib-error" not in text
+        assert "alpha is not used" in text and "alpha = 1/(2 + s_k g)" not in text
+        assert "w++ = Z alpha relu(g) = 0" in text and "W+ = Z relu(g) = 0" in text
+        assert "undefined, both weights are 0" in text
+    assert ex.controls["g"].min == -0.2 and ex.controls["s"].value == 10.0
+    move(ex, "g", 0.005)  # the smallest positive step: alpha is back, just below 1/2
+    assert f"alpha = 1/(2 + s_k g) = {1 / (2 + 10.0 * 0.005):.6f}" in ex.readout.value
+
+
 def test_ig_explorer_reports_camlib_completeness_error(model, shapes):
     ex = W.ig_explorer(model, shapes.images[0], max_steps=32)
     assert_css(ex, "ig")
