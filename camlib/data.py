@@ -43,6 +43,10 @@ __all__ = [
     "Shapes",
     "make_shapes",
     "test_set",
+    "THREAD",
+    "THREAD_TRIANGLE",
+    "THREAD_SOURCES",
+    "thread",
     "photo",
     "imagenet_denormalize",
 ]
@@ -355,6 +359,77 @@ def test_set(
 
 
 test_set.__test__ = False  # type: ignore[attr-defined]  # not a pytest test
+
+
+# ---------------------------------------------------------------------------------------------
+# the thread of images: the same held-out images, with the same indices, in every notebook
+
+#: Role -> index in :func:`thread`. Every notebook explains these images, so a learner sees one
+#: triangle (``THREAD["triangle"]``) explained by every method of the course.
+THREAD: dict[str, int] = {
+    "circle": 0,
+    "square": 1,
+    "triangle": 2,
+    "cross": 3,
+    "hard": 4,
+    "multi": 5,
+    "distractor": 6,
+}
+THREAD_TRIANGLE: int = THREAD["triangle"]
+
+#: Role -> where the image comes from: ``(instances, distractors, n, index)`` means
+#: ``make_shapes(n, seed=TEST_SEED, instances=instances, distractors=distractors)[index]``;
+#: ``(1, 0, 1000, i)`` is ``test_set()[i]``, the fixed held-out set of 1000.
+THREAD_SOURCES: dict[str, tuple[int, int, int, int]] = {
+    "circle": (1, 0, 1000, 139),
+    "square": (1, 0, 1000, 4),
+    "triangle": (1, 0, 1000, 134),
+    "cross": (1, 0, 1000, 44),
+    "hard": (1, 0, 1000, 995),
+    "multi": (3, 0, 64, 30),
+    "distractor": (1, 1, 64, 11),
+}
+
+
+@lru_cache(maxsize=1)
+def _cached_thread() -> Shapes:
+    parts = [make_shapes(n, seed=TEST_SEED, instances=i, distractors=d)[index] if (i, d, n) != (1, 0, 1000)
+             else test_set()[index] for i, d, n, index in THREAD_SOURCES.values()]
+    m = max(p.object_masks.shape[1] for p in parts)
+
+    def pad(t: Tensor, fill: float) -> Tensor:  # objects beyond an image's own count: empty
+        extra = m - t.shape[1]
+        return torch.cat([t, torch.full((t.shape[0], extra, *t.shape[2:]), fill, dtype=t.dtype)], 1) if extra else t
+
+    padded = {"object_masks": False, "object_classes": -1, "centers": 0.0, "radii": 0.0}
+    return Shapes(**{f.name: torch.cat([pad(getattr(p, f.name), padded[f.name]) if f.name in padded
+                                        else getattr(p, f.name) for p in parts]) for f in fields(Shapes)})
+
+
+def thread() -> Shapes:
+    """The course's thread of seven held-out images, the same in every notebook (cached).
+
+    Index (:data:`THREAD`) and why each image was chosen (looked at among the candidates; the
+    course's ``gap`` and ``fc`` models classify all seven correctly, which a test checks):
+
+    0. ``circle``, 1. ``square``, 2. ``triangle``, 3. ``cross``: ``test_set()[139, 4, 134, 44]``, one
+       image per class, each a medium-sized object (10 to 15 % of the image) in strong colour contrast
+       with its background and classified with a large margin by both models: the easy cases on
+       which the methods should agree. The triangle (index 2, :data:`THREAD_TRIANGLE`) is off-centre,
+       so a map that only prefers the middle of the frame is visibly wrong on it.
+    4. ``hard``: ``test_set()[995]``, a small square the ``gap`` model is least sure of among the
+       1000 held-out images (the smallest logit margin over the runner-up class).
+    5. ``multi``: three triangles, ``make_shapes(64, seed=TEST_SEED, instances=3)[30]``: does a
+       map find every instance, or only the strongest one?
+    6. ``distractor``: a triangle (the label) and a cross,
+       ``make_shapes(64, seed=TEST_SEED, distractors=1)[11]``: the image for class-discriminative
+       maps, since both classes have a high logit and each has its own object.
+
+    ``masks`` is the labelled class's pixels; ``object_masks`` has three slots per image, and slots
+    beyond an image's own objects are empty (class -1, radius 0). The tensors are shared between
+    calls: clone before modifying them in place.
+    """
+    return _cached_thread()
 
 
 # ---------------------------------------------------------------------------------------------

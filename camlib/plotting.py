@@ -8,7 +8,15 @@ bytes for the widgets. So a notebook never gets a duplicated figure and no figur
 * :func:`overlay` blends a colour-mapped, min-max normalised map over an image:
   ``out = (1 - alpha) * image + alpha * cmap(normalize(upsample(map)))``.
 * :func:`show_maps` draws a grid of images with their maps.
+* :func:`draw_map` draws one map on an axis, on a colour scale it is given, over the image when one
+  is given, with the object outlined; a map that is all zero says so on the panel.
+* :func:`compare_maps` draws maps that are to be compared on ONE colour scale with one colourbar.
 * :func:`figure_to_png` renders a figure to PNG bytes with the Agg backend.
+
+Colour maps are perceptually uniform (equal steps in value look like equal steps in colour, and
+the order survives printing in grey): :data:`HEAT_CMAP` for maps that are never negative,
+:data:`SIGNED_CMAP` (diverging, white at zero) for signed maps. No rainbow map such as ``jet``,
+whose bright bands invent edges that are not in the data.
 """
 
 from __future__ import annotations
@@ -24,7 +32,23 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["to_display", "as_map", "overlay", "show_maps", "figure_to_png"]
+__all__ = [
+    "HEAT_CMAP",
+    "SIGNED_CMAP",
+    "to_display",
+    "as_map",
+    "overlay",
+    "show_maps",
+    "map_scale",
+    "draw_map",
+    "compare_maps",
+    "figure_to_png",
+]
+
+#: colour map of maps that are never negative (a CAM after its ReLU, |gradient|): perceptually uniform
+HEAT_CMAP = "inferno"
+#: colour map of signed maps, used with limits symmetric about zero: red = for, white = 0, blue = against
+SIGNED_CMAP = "RdBu_r"
 
 
 def _as_numpy(value: Any, what: str) -> np.ndarray:
@@ -84,7 +108,7 @@ def _minmax(arr: np.ndarray) -> np.ndarray:
     return (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
 
 
-def overlay(image: Any, map: Any, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
+def overlay(image: Any, map: Any, alpha: float = 0.5, cmap: str = HEAT_CMAP) -> np.ndarray:
     """Blend a map over an image: ``(1 - alpha) * image + alpha * cmap(minmax(map))``.
 
     ``map`` is resized (bilinear) to the image size and min-max normalised (a constant map becomes
@@ -97,7 +121,7 @@ def overlay(image: Any, map: Any, alpha: float = 0.5, cmap: str = "jet") -> np.n
     try:
         colours = matplotlib.colormaps[cmap](heat)[..., :3]
     except KeyError:
-        raise ValueError(f"unknown colormap {cmap!r}; use a matplotlib name such as 'jet' or 'viridis'") from None
+        raise ValueError(f"unknown colormap {cmap!r}; use a matplotlib name such as 'inferno' or 'viridis'") from None
     return np.clip((1.0 - alpha) * base + alpha * colours, 0.0, 1.0)
 
 
@@ -106,7 +130,7 @@ def show_maps(
     maps: Any,
     titles: Sequence[str] | None = None,
     alpha: float = 0.5,
-    cmap: str = "jet",
+    cmap: str = HEAT_CMAP,
     ncols: int | None = None,
     size: float = 2.2,
 ) -> Figure:
@@ -142,6 +166,120 @@ def show_maps(
             if titles is not None:
                 ax.set_title(str(titles[i]), fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+def map_scale(maps: Any, signed: bool | None = None) -> tuple[float, float, str]:
+    """One colour scale ``(vmin, vmax, cmap)`` for every map in ``maps`` (a map or a sequence of maps).
+
+    Signed (``signed=None``: some value is negative): ``(-m, m, SIGNED_CMAP)`` with ``m = max |value|``,
+    so white is zero. Otherwise ``(0, max value, HEAT_CMAP)``. An all-zero set gets ``m = 1``.
+    """
+    arrays = [_as_numpy(m, "map") for m in (maps if isinstance(maps, (list, tuple)) else [maps])]
+    lo = min(float(a.min()) for a in arrays)
+    top = max(float(np.abs(a).max()) for a in arrays) or 1.0
+    if signed is None:
+        signed = lo < 0.0
+    return (-top, top, SIGNED_CMAP) if signed else (0.0, top, HEAT_CMAP)
+
+
+def draw_map(
+    ax: Any,
+    map: Any,
+    *,
+    image: Any = None,
+    mask: Any = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    cmap: str | None = None,
+    alpha: float = 0.6,
+    title: str | None = None,
+) -> Any:
+    """Draw one map on ``ax`` with the colour scale ``[vmin, vmax]`` and return the image artist.
+
+    With ``image`` the map is resized (bilinear) to the image and drawn over it with opacity
+    ``alpha``; ``mask`` (an object mask of the image size) is outlined in white. Limits left as
+    ``None`` come from :func:`map_scale` of this map alone: pass the same limits to every panel that
+    is to be compared. A map that is exactly zero everywhere is labelled "all zero" on the panel,
+    so that an empty panel is never mistaken for a missing one.
+    """
+    base = None if image is None else to_display(image)
+    arr = as_map(map, None if base is None else base.shape[:2])
+    if vmin is None or vmax is None or cmap is None:
+        lo, hi, auto = map_scale(arr)
+        vmin, vmax, cmap = (lo if vmin is None else vmin), (hi if vmax is None else vmax), (cmap or auto)
+    if base is not None:
+        ax.imshow(base)
+        artist = ax.imshow(arr, cmap=cmap, vmin=vmin, vmax=vmax, alpha=alpha)
+    else:
+        artist = ax.imshow(arr, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+    if mask is not None:
+        ax.contour(as_map(mask), levels=[0.5], colors="white", linewidths=0.8)
+    if not np.any(arr):
+        ax.text(0.5, 0.5, "all zero", transform=ax.transAxes, ha="center", va="center", fontsize=9,
+                color="black", bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})
+    if title is not None:
+        ax.set_title(title, fontsize=9)
+    ax.set_axis_off()
+    return artist
+
+
+def compare_maps(
+    maps: Any,
+    titles: Sequence[str] | None = None,
+    *,
+    images: Any = None,
+    masks: Any = None,
+    signed: bool | None = None,
+    label: str = "",
+    alpha: float = 0.6,
+    ncols: int | None = None,
+    size: float = 2.2,
+    suptitle: str | None = None,
+) -> Figure:
+    """Panels of maps compared on ONE colour scale (:func:`map_scale` of all of them), one colourbar.
+
+    ``maps`` is ``(N, h, w)`` or a sequence of ``(h, w)`` maps. ``images`` (one ``(3, H, W)`` image
+    for all panels, or ``(N, 3, H, W)``) puts each map over its image; ``masks`` (``(H, W)`` or
+    ``(N, H, W)``) outlines the object. A panel whose map is all zero says so. ``label`` names the
+    colourbar (the unit of the maps). Returns a ``Figure`` not registered with pyplot.
+    """
+    arrays = [as_map(m) for m in (maps if isinstance(maps, (list, tuple)) else list(_as_numpy(maps, "maps")))]
+    n = len(arrays)
+    if n == 0:
+        raise ValueError("maps is empty: pass at least one map")
+    if titles is not None and len(titles) != n:
+        raise ValueError(f"titles has {len(titles)} entries for {n} maps; pass one title per map or None")
+
+    def per_panel(value: Any, what: str, dims: int) -> list[Any]:
+        if value is None:
+            return [None] * n
+        arr = _as_numpy(value, what)
+        if arr.ndim == dims:
+            return [arr] * n
+        if arr.ndim != dims + 1 or arr.shape[0] != n:
+            raise ValueError(f"{what} must be one item or one per map ({n}); got shape {tuple(arr.shape)}")
+        return list(arr)
+
+    image_list, mask_list = per_panel(images, "images", 3), per_panel(masks, "masks", 2)
+    vmin, vmax, cmap = map_scale(arrays, signed)
+    cols = min(n, ncols or 6)
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=(size * cols + 0.9, size * rows + (0.35 if titles else 0.0) + (0.3 if suptitle else 0.0)),
+                 layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    artist = None
+    for i, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if i < n:
+            artist = draw_map(ax, arrays[i], image=image_list[i], mask=mask_list[i], vmin=vmin, vmax=vmax,
+                              cmap=cmap, alpha=alpha, title=None if titles is None else str(titles[i]))
+    bar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=artist.norm, cmap=cmap), ax=axes.ravel().tolist(),
+                       shrink=0.85, fraction=0.05, pad=0.02)
+    bar.set_label(label or ("one scale for all panels; 0 = white" if vmin < 0 else "one scale for all panels"),
+                  fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
     return fig
 
 

@@ -46,7 +46,7 @@ def key_figure() -> Figure:
             axes[i, k + 1].set_title(f"CAM '{CLASSES[k]}'{star}", fontsize=9)
         heat = true_maps[i]
         axes[i, -1].imshow(images[i].permute(1, 2, 0).numpy())
-        axes[i, -1].imshow(heat.numpy(), cmap="jet", alpha=0.45)
+        axes[i, -1].imshow(heat.numpy(), cmap="inferno", alpha=0.5)
         if float(heat.max()) > 0:
             axes[i, -1].contour((heat > THRESHOLD * heat.max()).numpy(), levels=[0.5], colors="white",
                                 linewidths=1)
