@@ -231,29 +231,71 @@ def test_imagenet_model_random_init():
         imagenet_model("no_such_net")
 
 
-def test_imagenet_pretrained_never_downloads(tmp_path, monkeypatch):
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-
+def _forbid_downloads(monkeypatch):
     def forbidden(*args, **kwargs):  # pragma: no cover - would mean a download attempt
         raise AssertionError("imagenet_model tried to download")
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", forbidden)
     monkeypatch.setattr(torch.hub, "download_url_to_file", forbidden)
-    with pytest.raises(FileNotFoundError, match="internet"):
-        imagenet_model("resnet18", pretrained=True)
 
 
-def test_imagenet_pretrained_from_local_cache(tmp_path, monkeypatch):
-    # a file already in the cache is used (here: random weights saved under the expected name)
+def _cache_file(torch_home: Path, name: str = "resnet18") -> Path:
     import os
 
     import torchvision
 
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-    url = torchvision.models.get_model_weights("resnet18").DEFAULT.url
-    (tmp_path / "checkpoints").mkdir()
+    url = torchvision.models.get_model_weights(name).DEFAULT.url
+    return torch_home / "hub" / "checkpoints" / os.path.basename(url)
+
+
+def test_imagenet_pretrained_never_downloads_by_default(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    _forbid_downloads(monkeypatch)
+    with pytest.raises(FileNotFoundError, match=r"download=True") as info:
+        imagenet_model("resnet18", pretrained=True)
+    assert str(_cache_file(tmp_path)) in str(info.value)
+    assert not (tmp_path / "hub").exists()  # not even the cache folder is created
+    with pytest.raises(ValueError, match="pretrained=True"):
+        imagenet_model("resnet18", download=True)
+
+
+def test_imagenet_pretrained_from_local_cache(tmp_path, monkeypatch):
+    # a file already in the cache is used (here: random weights saved under the expected name)
+    import torchvision
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    _forbid_downloads(monkeypatch)
+    path = _cache_file(tmp_path)
+    path.parent.mkdir(parents=True)
     torch.manual_seed(1)
     ref = torchvision.models.resnet18()
-    torch.save(ref.state_dict(), tmp_path / "checkpoints" / os.path.basename(url))
-    model = imagenet_model("resnet18", pretrained=True)
-    assert torch.equal(model.conv1.weight, ref.conv1.weight)
+    torch.save(ref.state_dict(), path)
+    for download in (False, True):  # with the file present, download=True fetches nothing
+        model = imagenet_model("resnet18", pretrained=True, download=download)
+        assert torch.equal(model.conv1.weight, ref.conv1.weight)
+        assert not model.training
+        assert len(model.output_names) == 1000 and model.output_names[281] == "tabby"
+    assert not hasattr(imagenet_model("resnet18"), "output_names")
+
+
+def test_imagenet_download_only_when_asked(tmp_path, monkeypatch):
+    # download=True fetches into the cache (a fake fetch here), then loads weights_only
+    import torchvision
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    torch.manual_seed(2)
+    ref = torchvision.models.resnet18()
+    calls = []
+
+    def fake_download(url, dst, hash_prefix=None, progress=True):
+        calls.append((url, dst, hash_prefix))
+        torch.save(ref.state_dict(), dst)
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
+    model = imagenet_model("resnet18", pretrained=True, download=True)
+    assert torch.equal(model.fc.weight, ref.fc.weight)
+    (url, dst, prefix), = calls
+    assert dst == str(_cache_file(tmp_path)) and url.endswith(Path(dst).name)
+    assert prefix and prefix in Path(dst).name  # torchvision's hash prefix is checked
+    imagenet_model("resnet18", pretrained=True)  # now cached: no second download
+    assert len(calls) == 1
