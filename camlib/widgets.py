@@ -46,6 +46,7 @@ from torch import Tensor, nn
 
 import camlib
 
+from . import _static_explorer
 from .cam_family import LOGIT_ONLY
 from .plotting import as_map, figure_to_png, overlay, to_display
 
@@ -94,6 +95,11 @@ class Explorer(widgets.VBox):
     ``render(**fixed, **params())`` is called once at construction and again on every ``value``
     change of a control; its PNG bytes go to ``image.value`` and its text to ``readout.value``
     (through :func:`readout_html`).
+
+    Without a kernel (the course website) the explorer is shown by :meth:`static_html`: frames of the
+    same render function over a grid of the controls named in ``static`` (name -> values, or ``None``
+    for an automatic grid; default: the first slider), the other controls held at their current values.
+    When ``CAMLIB_STATIC_EXPLORERS=1`` the display adds that HTML as ``text/html`` beside the widget view.
     """
 
     def __init__(
@@ -104,8 +110,11 @@ class Explorer(widgets.VBox):
         fixed: Mapping[str, Any] | None = None,
         on_change: Callable[[Explorer, str], None] | None = None,
         width: str = "760px",
+        static: Mapping[str, Sequence[Any] | None] | None = None,
     ) -> None:
         self.kind = kind
+        sliders = [n for n, c in controls.items() if isinstance(c, (widgets.IntSlider, widgets.FloatSlider))]
+        self.static = dict(static) if static is not None else ({(sliders or list(controls))[0]: None} if controls else {})
         self.render_fn = render
         self.fixed = dict(fixed or {})
         self.controls: dict[str, widgets.ValueWidget] = dict(controls)
@@ -134,6 +143,17 @@ class Explorer(widgets.VBox):
         if self.on_change is not None:
             self.on_change(self, "")
         self.update()
+
+    def static_html(self, grid: Mapping[str, Sequence[Any] | None] | None = None) -> str:
+        """This explorer as HTML that needs no kernel: precomputed frames over ``grid`` (default:
+        ``static``), one ``<input type="range">`` per gridded control (see camlib._static_explorer)."""
+        return _static_explorer.static_html(self.kind, self.render_fn, self.fixed, self.controls, grid or self.static)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        data = super()._repr_mimebundle_(**kwargs)
+        if data is not None and _static_explorer.enabled():  # only the site build and the test run pay
+            data["text/html"] = self.static_html()
+        return data
 
     def params(self) -> dict[str, Any]:
         """The keyword arguments the render function gets from the controls right now."""
@@ -352,7 +372,10 @@ def feature_maps_explorer(model: nn.Module, images: Tensor, layer: str | nn.Modu
         "index": _slider(widgets.IntSlider, "image", 0, 0, images.shape[0] - 1, 1),
         "channel": _slider(widgets.IntSlider, "channel", 0, 0, acts.shape[1] - 1, 1),
     }
-    return Explorer("feature-maps", render_feature_maps, controls, {"model": model, "images": images, "layer": layer})
+    return Explorer(
+        "feature-maps", render_feature_maps, controls, {"model": model, "images": images, "layer": layer},
+        static={"channel": list(range(min(16, acts.shape[1])))},
+    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- nb01: linear regression
@@ -436,7 +459,8 @@ def linear_regression_explorer() -> Explorer:
         "b1": _slider(s, "baseline b1", 0.0, -3.0, 3.0, 0.1),
         "b2": _slider(s, "baseline b2", 0.0, -3.0, 3.0, 0.1),
     }
-    return Explorer("linear-regression", render_linear_regression, controls)
+    static = {"x1": [-2.0, -1.0, 0.0, 1.0, 2.0], "b1": [-1.0, 0.0, 1.0]}
+    return Explorer("linear-regression", render_linear_regression, controls, static=static)
 
 
 # ----------------------------------------------------------------------------- nb02: occlusion
@@ -507,7 +531,10 @@ def occlusion_explorer(model: nn.Module, image: Tensor, target: int | None = Non
         "stride": _slider(widgets.IntSlider, "stride", min(8, size), max(2, size // 16), max(2, size // 4), 1),
         "baseline": _choice("baseline", BASELINES, "grey"),
     }
-    return Explorer("occlusion", render_occlusion, controls, {"model": model, "image": image, "target": target})
+    return Explorer(
+        "occlusion", render_occlusion, controls, {"model": model, "image": image, "target": target},
+        static={"patch": list(range(controls["stride"].value, controls["patch"].max + 1, 2))},
+    )  # the site's patches start at the stride, where every pixel is covered
 
 
 # ----------------------------------------------------------------------------- nb03/nb04: CAM family
@@ -627,6 +654,8 @@ def cam_explorer(
         controls,
         {"model": model, "images": images, "class_names": names},
         on_change=on_change,
+        static={"index": list(range(min(16, images.shape[0])))} if len(methods) == 1 else
+        {"index": list(range(min(8, images.shape[0]))), "method": methods},
     )
 
 
@@ -696,7 +725,9 @@ def alpha_explorer(pixels: int = 49) -> Explorer:
         "s": _slider(widgets.FloatSlider, "s_k", 10.0, 0.0, 100.0, 0.5),
         "g": _slider(widgets.FloatSlider, "g", 0.05, -0.2, 1.0, 0.005, readout_format=".3f"),
     }
-    return Explorer("alpha", render_alpha, controls, {"pixels": int(pixels)})
+    # the site's frames: g from 0 to 1, where alpha = 1/(2 + s g) is Grad-CAM++'s coefficient
+    static = {"g": [round(0.05 * i, 2) for i in range(21)]}
+    return Explorer("alpha", render_alpha, controls, {"pixels": int(pixels)}, static=static)
 
 
 # ----------------------------------------------------------------------------- nb06: Integrated Gradients
@@ -760,7 +791,10 @@ def ig_explorer(model: nn.Module, image: Tensor, target: int | None = None, max_
         "rule": _choice("rule", rules, "trapezoid" if "trapezoid" in rules else rules[0]),
         "baseline": _choice("baseline", ("black", "grey", "blur"), "black"),
     }
-    return Explorer("ig", render_ig, controls, {"model": model, "image": image, "target": target})
+    steps = [s for s in (2, 4, 8, 16, 32, 64) if s <= int(max_steps)]  # the trapezoid rule needs 2 nodes
+    return Explorer(
+        "ig", render_ig, controls, {"model": model, "image": image, "target": target}, static={"steps": steps, "rule": None}
+    )
 
 
 # ----------------------------------------------------------------------------- nb08: comparison
@@ -845,4 +879,7 @@ def comparison_explorer(
         "index": _slider(widgets.IntSlider, "image", 0, 0, images.shape[0] - 1, 1),
         "method": _choice("method", list(methods), "grad_cam" if "grad_cam" in methods else methods[0]),
     }
-    return Explorer("comparison", render_comparison, controls, {"model": model, "images": images, "masks": masks, "layer": layer})
+    return Explorer(
+        "comparison", render_comparison, controls, {"model": model, "images": images, "masks": masks, "layer": layer},
+        static={"method": None, "index": list(range(min(4, images.shape[0])))},
+    )  # fmt: skip
