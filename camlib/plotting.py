@@ -197,24 +197,29 @@ def draw_map(
 ) -> Any:
     """Draw one map on ``ax`` with the colour scale ``[vmin, vmax]`` and return the image artist.
 
-    With ``image`` the map is resized (bilinear) to the image and drawn over it with opacity
-    ``alpha``; ``mask`` (an object mask of the image size) is outlined in white. Limits left as
-    ``None`` come from :func:`map_scale` of this map alone: pass the same limits to every panel that
-    is to be compared. A map that is exactly zero everywhere is labelled "all zero" on the panel,
-    so that an empty panel is never mistaken for a missing one.
+    With ``image`` the map is resized (bilinear) to the image and drawn with opacity ``alpha`` over
+    the image in grey (so that the map's colours are not confused with the object's). Without it the
+    map is drawn on its own grid, one square per value. ``mask`` (an object mask, any size) is
+    outlined in white, at its place even over a coarser map. Limits left as ``None`` come from
+    :func:`map_scale` of this map alone: pass the same limits to every panel that is to be compared.
+    A map that is exactly zero everywhere is labelled "all zero" on the panel, so that an empty panel
+    is never mistaken for a missing one.
     """
     base = None if image is None else to_display(image)
     arr = as_map(map, None if base is None else base.shape[:2])
     if vmin is None or vmax is None or cmap is None:
         lo, hi, auto = map_scale(arr)
         vmin, vmax, cmap = (lo if vmin is None else vmin), (hi if vmax is None else vmax), (cmap or auto)
+    outline = None if mask is None else as_map(mask)
+    height, width = base.shape[:2] if base is not None else (outline.shape if outline is not None else arr.shape)
+    extent = (-0.5, width - 0.5, height - 0.5, -0.5)  # map cells stretched over the mask's pixels
     if base is not None:
-        ax.imshow(base)
+        ax.imshow(base.mean(axis=-1), cmap="gray", vmin=0.0, vmax=1.0)
         artist = ax.imshow(arr, cmap=cmap, vmin=vmin, vmax=vmax, alpha=alpha)
     else:
-        artist = ax.imshow(arr, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
-    if mask is not None:
-        ax.contour(as_map(mask), levels=[0.5], colors="white", linewidths=0.8)
+        artist = ax.imshow(arr, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest", extent=extent)
+    if outline is not None:
+        ax.contour(outline, levels=[0.5], colors="white", linewidths=0.8)
     if not np.any(arr):
         ax.text(0.5, 0.5, "all zero", transform=ax.transAxes, ha="center", va="center", fontsize=9,
                 color="black", bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})

@@ -4,139 +4,93 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from camlib.exercises import nb00
 from camlib.exercises._check import ExerciseError
 
-# ---------------------------------------------------------------- conv2d_single
+# ---------------------------------------------------------------- edge_filter (design)
 
 
-def conv_loops(image, kernel):
-    kh, kw = kernel.shape
-    H, W = image.shape
-    out = torch.zeros(H - kh + 1, W - kw + 1, dtype=image.dtype)
-    for i in range(out.shape[0]):
-        for j in range(out.shape[1]):
-            out[i, j] = (kernel * image[i : i + kh, j : j + kw]).sum()
-    return out
+@pytest.mark.parametrize("kernel", [
+    [[-1.0, -1.0, -1.0], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]],  # the Prewitt-like answer
+    [[-1.0, -2.0, -1.0], [0.0, 0.0, 0.0], [1.0, 2.0, 1.0]],  # Sobel: also right
+    [[0.0, 0.0, 0.0], [-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]],  # a two-row difference: also right
+])
+def test_edge_filter_accepts_every_right_design(kernel, capsys):
+    nb00.check_edge_filter(lambda: torch.tensor(kernel))
+    assert "Correct" in capsys.readouterr().out
 
 
-def conv_shifted_slices(image, kernel):
-    # a second correct answer: one shifted slice of the image per kernel entry
-    kh, kw = kernel.shape
-    oh, ow = image.shape[0] - kh + 1, image.shape[1] - kw + 1
-    return sum(kernel[u, v] * image[u : u + oh, v : v + ow] for u in range(kh) for v in range(kw))
-
-
-def conv_flipped(image, kernel):
-    return conv_loops(image, kernel.flip(0, 1))
-
-
-def conv_same_padding(image, kernel):
-    kh, kw = kernel.shape
-    padded = F.pad(image, ((kw - 1) // 2, kw // 2, (kh - 1) // 2, kh // 2))
-    return conv_loops(padded, kernel)
-
-
-def conv_transposed(image, kernel):
-    kh, kw = kernel.shape
-    H, W = image.shape
-    out = torch.zeros(H - kh + 1, W - kw + 1, dtype=image.dtype)
-    for i in range(out.shape[0]):
-        for j in range(out.shape[1]):
-            for u in range(kh):
-                for v in range(kw):
-                    out[i, j] += kernel[u, v] * image[i + v, j + u]  # indices swapped
-    return out
-
-
-def conv_off_by_one(image, kernel):
-    kh, kw = kernel.shape
-    return conv_loops(image, kernel)[:-1, :]  # forgets the last row of positions
-
-
-def test_conv_accepts_reference(capsys):
-    assert nb00.check_conv2d_single(conv_loops) is None
-    assert nb00.check_conv2d_single(conv_shifted_slices) is None
-    assert "Correct: conv2d_single" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize(
-    "wrong, message",
-    [
-        (conv_flipped, "flipped the kernel"),
-        (conv_same_padding, "you padded"),
-        (conv_transposed, "rows and columns are mixed up"),
-        (conv_off_by_one, "H - kh \\+ 1"),
-    ],
-)
-def test_conv_rejects_typical_mistakes(wrong, message):
+@pytest.mark.parametrize("kernel, message", [
+    ([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [-1.0, -1.0, -1.0]], "opposite edge"),  # upside down
+    ([[-1.0, 0.0, 1.0], [-1.0, 0.0, 1.0], [-1.0, 0.0, 1.0]], "gives nothing"),  # a vertical-edge filter
+    ([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0]], "flat image"),  # does not sum to zero
+    ([[-1.0, -1.0, 0.0], [0.0, 0.0, 0.0], [1.0, 0.0, 1.0]], "vertical edge"),  # columns do not cancel
+    ([[-1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 1.0]], "vertical edge"),  # a diagonal
+])
+def test_edge_filter_names_what_is_wrong_and_hints(kernel, message):
     with pytest.raises(ExerciseError, match=message) as info:
-        nb00.check_conv2d_single(wrong)
-    assert "def " not in str(info.value)
+        nb00.check_edge_filter(torch.tensor(kernel))
+    assert "Hint" in str(info.value) or message == "opposite edge"
 
 
-def test_conv_passes_not_implemented_through():
-    def stub(image, kernel):
+def test_edge_filter_rejects_a_wrong_shape_and_passes_not_implemented_through():
+    with pytest.raises(ExerciseError, match="shape"):
+        nb00.check_edge_filter(torch.zeros(5, 5))
+
+    def unanswered():
         raise NotImplementedError
 
     with pytest.raises(NotImplementedError):
-        nb00.check_conv2d_single(stub)
+        nb00.check_edge_filter(unanswered)
 
 
-# ---------------------------------------------------------------- gap_head
+# ---------------------------------------------------------------- receptive_field_size (predict)
 
 
-def head_right(A, weight, bias):
-    pooled = A.mean(dim=(2, 3))
-    return pooled @ weight.T + bias
+def rf_reference(layers):
+    size, jump = 1, 1
+    for _kind, kernel, stride in layers:
+        size += (kernel - 1) * jump
+        jump *= stride
+    return size
 
 
-def head_einsum(A, weight, bias):
-    Z = A.shape[2] * A.shape[3]
-    return torch.einsum("nkij,ck->nc", A, weight) / Z + bias
+def rf_reversed_loop(layers):
+    # a second correct answer: walk from the output back to the input
+    size = 1
+    for _kind, kernel, stride in reversed(layers):
+        size = (size - 1) * stride + kernel
+    return size
 
 
-def head_sum(A, weight, bias):
-    return A.sum(dim=(2, 3)) @ weight.T + bias
+def test_receptive_field_accepts_correct_answers(capsys):
+    nb00.check_receptive_field(rf_reference)
+    nb00.check_receptive_field(rf_reversed_loop)
+    assert rf_reference(nb00.COURSE_LAYERS) == 46
 
 
-def head_no_bias(A, weight, bias):
-    return A.mean(dim=(2, 3)) @ weight.T
-
-
-def head_max(A, weight, bias):
-    return A.amax(dim=(2, 3)) @ weight.T + bias
-
-
-def head_only_pooled(A, weight, bias):
-    return A.mean(dim=(2, 3))
-
-
-def head_crashes(A, weight, bias):
-    return A.mean(dim=(2, 3)) @ weight + bias  # weight not transposed
-
-
-def test_head_accepts_reference(capsys):
-    assert nb00.check_gap_head(head_right) is None
-    assert nb00.check_gap_head(head_einsum) is None
-    assert "Correct: gap_head" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize(
-    "wrong, message",
-    [
-        (head_sum, "divides the sum by"),
-        (head_no_bias, "missing the bias"),
-        (head_max, "global max pooling"),
-        (head_only_pooled, "shape \\(N, C\\)"),
-        (head_crashes, "raised RuntimeError"),
-    ],
-)
-def test_head_rejects_typical_mistakes(wrong, message):
+@pytest.mark.parametrize("wrong, message", [
+    (lambda layers: 1 + sum(k - 1 for _, k, _ in layers), "spacing"),
+    (lambda layers: rf_reference([layer for layer in layers if layer[0] == "conv"]), "pooling window"),
+    (lambda layers: int(torch.tensor([k for _, k, _ in layers]).prod()), "multiplied"),
+])
+def test_receptive_field_rejects_typical_mistakes(wrong, message):
     with pytest.raises(ExerciseError, match=message):
-        nb00.check_gap_head(wrong)
+        nb00.check_receptive_field(wrong)
+
+
+def test_receptive_field_matches_the_network_measured_by_autograd():
+    import camlib
+    from camlib.figures.nb00 import receptive_field
+
+    model = camlib.models.load_model("gap")
+    top, left, bottom, right = receptive_field(model.features, 3, 3)
+    assert bottom - top + 1 == right - left + 1 == rf_reference(nb00.COURSE_LAYERS)
+    layers = [("conv", m.kernel_size[0], m.stride[0]) if isinstance(m, torch.nn.Conv2d) else
+              ("pool", m.kernel_size, m.stride) for m in model.features
+              if isinstance(m, (torch.nn.Conv2d, torch.nn.MaxPool2d))]
+    assert tuple(layers) == nb00.COURSE_LAYERS
 
 
 # ---------------------------------------------------------------- the notebook guards camlib

@@ -8,156 +8,69 @@ import torch
 from camlib.exercises import nb01
 from camlib.exercises._check import ExerciseError
 
-# ---------------------------------------------------------------- occlusion_deltas
+# ---------------------------------------------------------------- the redundancy counterexample
 
 
-def occlusion_right(f, x, baseline):
-    full = f(x)
-    deltas = torch.zeros_like(x)
-    for i in range(x.shape[0]):
-        occluded = x.clone()
-        occluded[i] = baseline[i]
-        deltas[i] = full - f(occluded)
-    return deltas
+@pytest.mark.parametrize("f, x", [
+    (lambda v: torch.maximum(v[0], v[1]), torch.tensor([1.0, 1.0])),  # OR of two equal features
+    (lambda v: torch.clamp(v.sum(), max=1.0), torch.tensor([2.0, 3.0])),  # a saturated sum
+    (lambda v: torch.minimum(v[0] + v[1], torch.tensor(1.0, dtype=v.dtype)), torch.tensor([1.0, 1.0])),
+])
+def test_counterexample_accepts_redundant_features(f, x, capsys):
+    nb01.check_redundancy_counterexample(f, x)
+    assert "Correct" in capsys.readouterr().out
 
 
-def occlusion_wrong_sign(f, x, baseline):
-    return -occlusion_right(f, x, baseline)
-
-
-def occlusion_zero_baseline(f, x, baseline):
-    return occlusion_right(f, x, torch.zeros_like(baseline))
-
-
-def occlusion_in_place(f, x, baseline):
-    full = f(x)
-    deltas = torch.zeros_like(x)
-    for i in range(x.shape[0]):
-        occluded = x  # no copy: the occlusions accumulate in x
-        occluded[i] = baseline[i]
-        deltas[i] = full - f(occluded)
-    return deltas
-
-
-def occlusion_cumulative(f, x, baseline):
-    occluded = x.clone()
-    deltas = torch.zeros_like(x)
-    for i in range(x.shape[0]):
-        before = f(occluded)
-        occluded[i] = baseline[i]
-        deltas[i] = before - f(occluded)
-    return deltas
-
-
-def occlusion_all_at_once(f, x, baseline):
-    return torch.full_like(x, float(f(x) - f(baseline)))
-
-
-def test_occlusion_accepts_reference(capsys):
-    assert nb01.check_occlusion_deltas(occlusion_right) is None
-    assert "Correct: occlusion_deltas" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize(
-    "wrong, message",
-    [
-        (occlusion_wrong_sign, "opposite sign"),
-        (occlusion_zero_baseline, "baseline of 0"),
-        (occlusion_in_place, "changed its input tensor in place"),
-        (occlusion_cumulative, "fresh copy"),
-        (occlusion_all_at_once, "all the features at once"),
-    ],
-)
-def test_occlusion_rejects_typical_mistakes(wrong, message):
+@pytest.mark.parametrize("f, x, message", [
+    (lambda v: 2 * v[0] + 3 * v[1], torch.tensor([1.0, 1.0]), "add up to the total drop"),  # linear: impossible
+    (lambda v: v[0] * v[1], torch.tensor([2.0, 3.0]), "either feature alone"),  # interaction: both drops = f
+    (lambda v: torch.maximum(v[0], v[1]), torch.tensor([0.0, 0.0]), "removing every feature"),  # nothing to explain
+    (lambda v: torch.maximum(v[0], v[1]), torch.tensor([1.0, 2.0]), "occluding one feature alone"),  # unequal
+])
+def test_counterexample_rejects_non_examples_with_a_hint(f, x, message):
     with pytest.raises(ExerciseError, match=message):
-        nb01.check_occlusion_deltas(wrong)
+        nb01.check_redundancy_counterexample(f, x)
 
 
-def test_occlusion_reports_a_crash():
-    def crashes(f, x, baseline):
-        raise IndexError("index 3 is out of bounds")
+def test_counterexample_reports_a_crash_and_passes_not_implemented_through():
+    with pytest.raises(ExerciseError, match="raised ZeroDivisionError"):
+        nb01.check_redundancy_counterexample(lambda v: 1 / 0, torch.tensor([1.0, 1.0]))
 
-    with pytest.raises(ExerciseError, match="raised IndexError"):
-        nb01.check_occlusion_deltas(crashes)
-
-
-def test_occlusion_passes_not_implemented_through():
-    def stub(f, x, baseline):
+    def unanswered(v):
         raise NotImplementedError
 
     with pytest.raises(NotImplementedError):
-        nb01.check_occlusion_deltas(stub)
+        nb01.check_redundancy_counterexample(unanswered, torch.tensor([1.0, 1.0]))
+    with pytest.raises(ExerciseError, match="1-D tensor"):
+        nb01.check_redundancy_counterexample(lambda v: v.sum(), 3.0)
 
 
-# ---------------------------------------------------------------- integrated gradients
+# ---------------------------------------------------------------- IG of x1 x2 x3, predicted
 
 
-def _grad(f, point):
-    point = point.detach().clone().requires_grad_(True)
-    (g,) = torch.autograd.grad(f(point), point)
-    return g
+def ig_closed_form(x, m):
+    return torch.full_like(x, float(x[0] * x[1] * x[2])) * (m + 1) * (2 * m + 1) / (6 * m * m)
 
 
-def ig_right(f, x, baseline, m):
-    total = torch.zeros_like(x)
-    for k in range(1, m + 1):
-        total += _grad(f, baseline + k / m * (x - baseline))
-    return (x - baseline) * total / m
+def test_ig_prediction_accepts_the_closed_form(capsys):
+    nb01.check_ig_of_triple_product(ig_closed_form)
+    assert "Correct" in capsys.readouterr().out
 
 
-def ig_vectorised(f, x, baseline, m):
-    # a different but correct implementation: all path points in one tensor
-    alphas = torch.arange(1, m + 1, dtype=x.dtype) / m
-    grads = torch.stack([_grad(f, baseline + a * (x - baseline)) for a in alphas])
-    return (x - baseline) * grads.mean(0)
+def test_the_reference_is_the_autograd_riemann_sum():
+    x = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    for m in (1, 3, 50):
+        assert torch.allclose(nb01.right_riemann_ig(lambda v: v[0] * v[1] * v[2], x, m), ig_closed_form(x, m))
 
 
-def ig_no_displacement(f, x, baseline, m):
-    return ig_right(f, x, baseline, m) / (x - baseline)
-
-
-def ig_sum_not_mean(f, x, baseline, m):
-    return ig_right(f, x, baseline, m) * m
-
-
-def ig_left_sum(f, x, baseline, m):
-    total = torch.zeros_like(x)
-    for k in range(0, m):
-        total += _grad(f, baseline + k / m * (x - baseline))
-    return (x - baseline) * total / m
-
-
-def ig_gradient_at_x(f, x, baseline, m):
-    return (x - baseline) * _grad(f, x)
-
-
-def ig_times_x(f, x, baseline, m):
-    total = torch.zeros_like(x)
-    for k in range(1, m + 1):
-        total += _grad(f, baseline + k / m * (x - baseline))
-    return x * total / m
-
-
-def test_ig_accepts_reference(capsys):
-    assert nb01.check_integrated_gradients(ig_right) is None
-    assert nb01.check_integrated_gradients(ig_vectorised) is None
-    assert "Correct: integrated_gradients_riemann" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize(
-    "wrong, message",
-    [
-        (ig_no_displacement, "multiplies it by the displacement"),
-        (ig_sum_not_mean, "m times too large"),
-        (ig_left_sum, "left end points"),
-        (ig_gradient_at_x, "only at x"),
-        (ig_times_x, "instead of \\(x - baseline\\)"),
-    ],
-)
-def test_ig_rejects_typical_mistakes(wrong, message):
+@pytest.mark.parametrize("wrong, message", [
+    (lambda x, m: torch.full_like(x, float(x.prod()) / 3), "exact integral"),
+    (lambda x, m: torch.full_like(x, float(x.prod())) * (m + 1) / (2 * m), "two-factor product"),
+    (lambda x, m: torch.full_like(x, float(x.prod())) * (m + 1) * (2 * m + 1) / (6 * m), "closed form"),
+])
+def test_ig_prediction_rejects_typical_mistakes(wrong, message):
     with pytest.raises(ExerciseError, match=message) as info:
-        nb01.check_integrated_gradients(wrong)
-    # the message never shows the reference code
+        nb01.check_ig_of_triple_product(wrong)
     assert "def " not in str(info.value)
 
 

@@ -45,7 +45,8 @@ def check_close(what: str, got: Any, expected: Any, atol: float = 1e-6, rtol: fl
     except RuntimeError as error:
         raise AssertionError(f"{what}: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be compared") from error
     worst = float(diff.max()) if diff.numel() else 0.0
-    bound = f"tolerance {atol:.0e}" + (f" + {rtol:.0e} |expected|" if rtol else "")
+    bound = " + ".join(([f"tolerance {atol:.0e}"] if atol or not rtol else []) + ([f"{rtol:.0e} |expected|"] if rtol else []))
+    bound = bound if atol or not rtol else f"relative tolerance {rtol:.0e}"
     line = f"{what} (max |difference| {worst:.1e}, {bound})"
     if not bool(torch.all(diff <= atol + rtol * b.abs())) or not torch.isfinite(diff).all():
         raise AssertionError(f"claim failed: {line}")

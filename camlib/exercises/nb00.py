@@ -1,119 +1,134 @@
 """Checks for the exercises of notebook 00 (what a CNN learns).
 
-Exercise 1, ``conv2d_single(image, kernel)``: the "valid" 2-D cross-correlation that PyTorch's
-``conv2d`` computes for one channel and one filter, without padding or bias:
-``out[i, j] = sum_{u, v} kernel[u, v] * image[i + u, j + v]``, of shape
-``(H - kh + 1, W - kw + 1)``.
+Exercise 1 (design), ``edge_filter()`` returns a 3x3 kernel that, followed by a ReLU, responds where the
+image gets brighter from top to bottom (dark above, bright below), and nowhere else: zero on flat
+regions, zero on the opposite edge (bright above), zero on vertical edges. Such a kernel has row
+sums ``r_0, r_1, r_2`` with ``r_0 + r_1 + r_2 = 0`` and ``r_2 > r_0``, and every column sum zero.
 
-Exercise 2, ``gap_head(A, weight, bias)``: the logits of a global-average-pooling head,
-``Y[n, c] = bias[c] + sum_k weight[c, k] * (1/Z) sum_{i, j} A[n, k, i, j]`` with ``Z = h * w``,
-for activations ``A`` of shape (N, K, h, w), ``weight`` (C, K) and ``bias`` (C,).
+Exercise 2 (predict), ``receptive_field_size(layers)``: the side, in input pixels, of the square a
+cell of the last layer's output sees, for a stack of layers given as ``(kind, kernel, stride)``
+tuples (``kind`` is ``"conv"`` or ``"pool"``; sizes are square). With ``j_l`` the product of the
+strides of the layers before layer ``l``: ``r = 1 + sum_l (kernel_l - 1) * j_l``. The course's
+network gives 46.
 
-Each check runs the learner's function on several inputs, compares with the reference and
-explains what differs, without printing the reference code.
+Each check runs the learner's answer on several cases, compares with the reference and says
+what differs with a hint, without printing the reference answer.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._check import compare_outputs, passed
+from ._check import ExerciseError, compare_outputs, passed
 
-__all__ = ["check_conv2d_single", "check_gap_head"]
+__all__ = ["check_edge_filter", "check_receptive_field", "COURSE_LAYERS"]
+
+#: The course network's feature stage as (kind, kernel, stride): its cells see 46 x 46 pixels.
+COURSE_LAYERS: tuple[tuple[str, int, int], ...] = (
+    ("conv", 3, 1), ("pool", 2, 2), ("conv", 3, 1), ("pool", 2, 2),
+    ("conv", 3, 1), ("conv", 3, 1), ("pool", 2, 2), ("conv", 3, 1),
+)
 
 
-def _reference_conv(image: Tensor, kernel: Tensor) -> Tensor:
-    """Valid cross-correlation of a (H, W) image with a (kh, kw) kernel."""
-    return F.conv2d(image[None, None], kernel[None, None])[0, 0]
+def _respond(kernel: Tensor, image: Tensor) -> Tensor:
+    """ReLU of the valid cross-correlation of a (H, W) image with a (3, 3) kernel."""
+    return torch.relu(F.conv2d(image[None, None], kernel[None, None])[0, 0])
 
 
-def _conv_cases() -> list[tuple[Tensor, Tensor]]:
-    g = torch.Generator().manual_seed(0)
-    edge = torch.tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]], dtype=torch.float64)
-    square = torch.zeros(8, 10, dtype=torch.float64)
-    square[2:6, 3:8] = 1.0
+def _step(rows: bool, rising: bool, size: int = 9) -> Tensor:
+    """A (size, size) image that steps from 0 to 1 (rising) or 1 to 0 halfway down (rows) or across."""
+    ramp = (torch.arange(size, dtype=torch.float64) >= size // 2).to(torch.float64)
+    ramp = ramp if rising else 1.0 - ramp
+    return ramp[:, None].expand(size, size).clone() if rows else ramp[None, :].expand(size, size).clone()
+
+
+def check_edge_filter(edge_filter: Callable[[], Tensor] | Tensor) -> None:
+    """Check the 3x3 kernel ``edge_filter()`` (or the kernel itself): with a ReLU it must detect
+    'dark above, bright below' and nothing else."""
+    name = "edge_filter"
+    kernel = edge_filter() if callable(edge_filter) else edge_filter
+    if not isinstance(kernel, Tensor):
+        raise ExerciseError(f"{name}: return a torch tensor of shape (3, 3), got {type(kernel).__name__}.")
+    if tuple(kernel.shape) != (3, 3):
+        raise ExerciseError(f"{name}: the kernel must have shape (3, 3), yours has {tuple(kernel.shape)}.")
+    k = kernel.detach().to(torch.float64)
+    flat = torch.full((9, 9), 0.7, dtype=torch.float64)
+    if _respond(k, flat).abs().max() > 1e-9 or _respond(-k, flat).abs().max() > 1e-9:
+        raise ExerciseError(
+            f"{name}: your filter responds on a flat image (value 0.7 everywhere).\nHint: on a flat region every "
+            "output is 0.7 times the sum of the kernel's entries; what must that sum be?"
+        )
+    if _respond(k, _step(rows=True, rising=False)).max() > 1e-9:
+        raise ExerciseError(
+            f"{name}: your filter responds to the opposite edge (bright above, dark below).\nHint: after "
+            "the ReLU only positive responses survive; a filter that is positive on one edge is negative on "
+            "the opposite one, unless it responds to both in the same way."
+        )
+    if _respond(k, _step(rows=True, rising=True)).max() <= 1e-9:
+        raise ExerciseError(
+            f"{name}: your filter gives nothing on the edge it should detect (dark rows above, bright rows below)."
+            "\nHint: the output at (i, j) weights image row i + u by kernel row u. Where the image is dark above "
+            "and bright below, which kernel rows see the bright pixels, and what sign should they have?"
+        )
+    for rising in (True, False):
+        if _respond(k, _step(rows=False, rising=rising)).max() > 1e-9:
+            raise ExerciseError(
+                f"{name}: your filter responds to a vertical edge (dark on one side, bright on the other).\n"
+                "Hint: on a vertical edge every row of the image is the same, so each column of the kernel "
+                "multiplies one pixel value: what must each column of the kernel add up to?"
+            )
+    print(f"Correct: {name} responds to 'dark above, bright below' and to nothing else on the test images.")
+
+
+def _reference_rf(layers: Sequence[tuple[str, int, int]]) -> int:
+    size, jump = 1, 1
+    for _kind, kernel, stride in layers:
+        size += (kernel - 1) * jump
+        jump *= stride
+    return size
+
+
+def _rf_cases() -> list[tuple[list[tuple[str, int, int]]]]:
     return [
-        (square, edge),
-        (torch.randn(7, 9, generator=g, dtype=torch.float64), torch.randn(3, 3, generator=g, dtype=torch.float64)),
-        (torch.randn(6, 5, generator=g, dtype=torch.float64), torch.randn(2, 3, generator=g, dtype=torch.float64)),
-        (torch.randn(5, 5, generator=g, dtype=torch.float64), torch.randn(1, 1, generator=g, dtype=torch.float64)),
+        ([("conv", 3, 1)],),
+        ([("conv", 3, 1), ("conv", 3, 1)],),
+        ([("conv", 3, 1), ("pool", 2, 2), ("conv", 3, 1)],),
+        ([("conv", 5, 2), ("conv", 3, 1)],),
+        ([("conv", 7, 2), ("pool", 3, 2), ("conv", 3, 1), ("conv", 3, 1)],),
+        (list(COURSE_LAYERS),),
     ]
 
 
-def check_conv2d_single(conv2d_single: Callable[[Tensor, Tensor], Tensor]) -> None:
-    """Check ``conv2d_single(image, kernel)`` against ``torch.nn.functional.conv2d`` (no padding)."""
-    name = "conv2d_single"
+def check_receptive_field(receptive_field_size: Callable[[Sequence[tuple[str, int, int]]], int]) -> None:
+    """Check ``receptive_field_size(layers)`` on several stacks, among them the course's network (46)."""
+    name = "receptive_field_size"
+
+    def added_kernels(got, expected, layers):  # forgot that later layers step in larger jumps
+        return int(got) == 1 + sum(k - 1 for _, k, _ in layers)
+
+    def multiplied(got, expected, layers):
+        product = 1
+        for _, k, _ in layers:
+            product *= k
+        return int(got) == product
+
+    def ignored_pools(got, expected, layers):
+        return int(got) == _reference_rf([layer for layer in layers if layer[0] == "conv"])
+
     hints = [
-        (
-            lambda got, exp, image, kernel: got.shape == image.shape,
-            "your output has the size of the image, so you padded it. This exercise asks for the "
-            "'valid' output without padding: (H - kh + 1, W - kw + 1) positions, where the kernel fits "
-            "entirely inside the image.",
-        ),
-        (
-            lambda got, exp, image, kernel: got.shape != exp.shape,
-            "the shape is off: the number of output rows is H - kh + 1 (kernel rows), the number of "
-            "columns W - kw + 1 (kernel columns). Check that rows and columns are not swapped.",
-        ),
-        (
-            lambda got, exp, image, kernel: torch.allclose(got, _reference_conv(image, kernel.flip(0, 1)), atol=1e-9),
-            "you flipped the kernel: that is the convolution of signal processing. Deep-learning "
-            "'convolutions' (torch's conv2d) do not flip: out[i, j] = sum kernel[u, v] * image[i + u, j + v].",
-        ),
-        (
-            lambda got, exp, image, kernel: torch.allclose(got, _reference_conv(image, kernel.T), atol=1e-9),
-            "rows and columns are mixed up: you paired kernel[u, v] with image[i + v, j + u]. The first "
-            "index of the kernel moves along the rows of the image (i + u), the second along the "
-            "columns (j + v).",
-        ),
+        (added_kernels, "you added kernel - 1 for every layer as if each one stepped one input pixel at a time. "
+                        "After a layer with stride 2, neighbouring cells are 2 input pixels apart, so each "
+                        "later kernel step covers more input pixels: keep track of that spacing."),
+        (multiplied, "you multiplied the kernel sizes. Two 3x3 convolutions see 5 pixels, not 9: each layer "
+                     "adds a border to the field, it does not multiply it."),
+        (ignored_pools, "a pooling window is also a window: it widens the field like a convolution of the same "
+                        "kernel size, and its stride spaces out everything after it."),
     ]
-    compare_outputs(name, conv2d_single, _reference_conv, _conv_cases(), hints, rtol=1e-6, atol=1e-8)
-    return passed(name)
-
-
-def _reference_head(A: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-    """GAP then linear: bias + mean_ij(A) @ weight.T."""
-    return bias + A.mean(dim=(2, 3)) @ weight.T
-
-
-def _head_cases() -> list[tuple[Tensor, Tensor, Tensor]]:
-    g = torch.Generator().manual_seed(1)
-    cases = []
-    for n, k, h, w, c in ((2, 5, 4, 4, 3), (1, 3, 2, 6, 4), (3, 8, 5, 3, 2)):
-        A = torch.relu(torch.randn(n, k, h, w, generator=g, dtype=torch.float64))
-        weight = torch.randn(c, k, generator=g, dtype=torch.float64)
-        bias = torch.randn(c, generator=g, dtype=torch.float64)
-        cases.append((A, weight, bias))
-    return cases
-
-
-def check_gap_head(gap_head: Callable[[Tensor, Tensor, Tensor], Tensor]) -> None:
-    """Check ``gap_head(A, weight, bias)`` = ``bias + mean_ij(A) @ weight.T``, shape (N, C)."""
-    name = "gap_head"
-    hints = [
-        (
-            lambda got, exp, A, W, b: torch.allclose(got, b + A.sum(dim=(2, 3)) @ W.T, atol=1e-9),
-            "you summed the activations over the positions; global AVERAGE pooling divides the sum by "
-            "Z = h * w (use .mean over the two spatial axes).",
-        ),
-        (
-            lambda got, exp, A, W, b: torch.allclose(got, A.mean(dim=(2, 3)) @ W.T, atol=1e-9),
-            "your logits are missing the bias: add bias[c] to every sample's logit for class c.",
-        ),
-        (
-            lambda got, exp, A, W, b: torch.allclose(got, b + A.amax(dim=(2, 3)) @ W.T, atol=1e-9),
-            "you took the maximum over the positions (global max pooling); the course's head takes "
-            "the mean.",
-        ),
-        (
-            lambda got, exp, A, W, b: got.shape == (A.shape[0], A.shape[1]) or got.shape == (A.shape[0],),
-            "the answer must have one logit per sample and class, shape (N, C): pool over the spatial "
-            "axes (2, 3) only, then multiply the pooled (N, K) features by weight transposed.",
-        ),
-    ]
-    compare_outputs(name, gap_head, _reference_head, _head_cases(), hints, rtol=1e-6, atol=1e-8)
-    return passed(name)
+    cases = _rf_cases()
+    compare_outputs(name, lambda layers: torch.tensor(float(receptive_field_size(layers))),
+                    lambda layers: torch.tensor(float(_reference_rf(layers))), cases, hints, rtol=0, atol=0)
+    passed(name)

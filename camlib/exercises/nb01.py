@@ -1,15 +1,18 @@
 """Checks for the exercises of notebook 01 (gradients of a linear regression).
 
-Exercise 1, ``occlusion_deltas(f, x, baseline)``: for a function ``f`` of a 1-D tensor,
-return the vector ``delta`` with ``delta[i] = f(x) - f(x with x[i] replaced by baseline[i])``.
+Exercise 1 (find a counterexample), ``redundant(x)`` and a point ``x_star``: a function of two
+features and a point at which *each* single-feature occlusion with baseline 0 changes nothing,
+``f(x) - f(x with x_i = 0) = 0`` for i = 1, 2, although removing both does,
+``f(x) - f(0) != 0``. (For a linear model this is impossible: its single drops add up to
+``f(x) - f(0)``.) Any ``f`` with two redundant features works, e.g. ``max(x1, x2)`` at ``(1, 1)``.
 
-Exercise 2, ``integrated_gradients_riemann(f, x, baseline, m)``: Integrated Gradients with
-the right Riemann sum of Sundararajan et al. (2017),
-``IG_i = (x_i - x'_i) * (1/m) * sum_{k=1..m} df/dx_i(x' + (k/m) (x - x'))``.
+Exercise 2 (predict), ``ig_of_triple_product(x, m)``: the closed form of the m-step right Riemann
+sum of Integrated Gradients with baseline 0 for ``f(x) = x1 x2 x3``. Along the path ``a x`` the
+gradient is ``a^2 (x2 x3, x1 x3, x1 x2)``, so
+``IG_i = x1 x2 x3 * (1/m) sum_{k=1..m} (k/m)^2 = x1 x2 x3 (m + 1)(2m + 1) / (6 m^2)`` for every i.
 
-Each check runs the learner's function on several inputs (linear and non-linear ``f``),
-compares with the reference within a tolerance, and explains what differs without printing
-the reference code.
+Each check runs the learner's answer, compares it with what autograd or the model itself gives,
+and explains what differs without printing the reference answer.
 """
 
 from __future__ import annotations
@@ -21,174 +24,98 @@ from torch import Tensor
 
 from ._check import ExerciseError, compare_outputs, passed
 
-__all__ = ["check_occlusion_deltas", "check_integrated_gradients"]
+__all__ = ["check_redundancy_counterexample", "check_ig_of_triple_product", "right_riemann_ig"]
 
 ScalarFunction = Callable[[Tensor], Tensor]
 
 
-def _linear(w: Tensor, w0: float) -> ScalarFunction:
-    def f(x: Tensor) -> Tensor:
-        return w0 + (w * x).sum()
-
-    return f
-
-
-def _product(x: Tensor) -> Tensor:
-    # an interaction: f(x) = x0 * x1 + x2, not linear
-    return x[0] * x[1] + x[2]
+def _as_scalar(value: object, name: str) -> float:
+    if isinstance(value, Tensor) and value.numel() == 1:
+        return float(value)
+    if isinstance(value, (int, float)):
+        return float(value)
+    raise ExerciseError(f"{name}: f must return a number or a one-element tensor, got {type(value).__name__}.")
 
 
-def _smooth(x: Tensor) -> Tensor:
-    # a smooth non-linear function of every feature
-    return torch.sin(x).sum() + 0.5 * (x**2).sum()
+def check_redundancy_counterexample(f: ScalarFunction, x: Tensor) -> None:
+    """Check that single-feature occlusions (baseline 0) of ``f`` at ``x`` are all 0 while ``f(x) != f(0)``."""
+    name = "redundancy counterexample"
+    if not isinstance(x, Tensor) or x.ndim != 1 or x.numel() < 2:
+        raise ExerciseError(f"{name}: x must be a 1-D tensor with at least two features, e.g. torch.tensor([a, b]).")
+    x = x.detach().to(torch.float64)
+    zero = torch.zeros_like(x)
+    try:
+        full, empty = _as_scalar(f(x.clone()), name), _as_scalar(f(zero.clone()), name)
+        drops = []
+        for i in range(x.numel()):
+            occluded = x.clone()
+            occluded[i] = 0.0
+            drops.append(full - _as_scalar(f(occluded), name))
+    except NotImplementedError:
+        raise
+    except ExerciseError:
+        raise
+    except Exception as error:
+        raise ExerciseError(f"{name}: your function raised {type(error).__name__}: {error}") from error
+    total = full - empty
+    if abs(total) < 1e-6:
+        raise ExerciseError(
+            f"{name}: f(x) - f(0) = {total:.3g}: removing every feature must change the output, otherwise there is "
+            "nothing to explain.\nHint: choose x so that the output at x differs from the output at the baseline."
+        )
+    moved = [(i, d) for i, d in enumerate(drops) if abs(d) > 1e-9]
+    if moved:
+        listing = ", ".join(f"feature {i}: {d:.3g}" for i, d in moved)
+        linear = abs(sum(drops) - total) < 1e-9
+        raise ExerciseError(
+            f"{name}: occluding one feature alone still changes the output ({listing}; f(x) - f(0) = {total:.3g})."
+            + ("\nHint: your single drops add up to the total drop, as they do for every linear model. You need "
+               "features that stand in for each other: as long as one of them is present, the output should not "
+               "care whether the other one is." if linear else
+               "\nHint: look for a function in which either feature alone already produces the full output.")
+        )
+    print(f"Correct: at x = {x.tolist()} every single occlusion drop is 0 while f(x) - f(0) = {total:.3g}: "
+          "occlusion misses redundant features.")
 
 
-def _reference_occlusion(f: ScalarFunction, x: Tensor, baseline: Tensor) -> Tensor:
-    """Delta_i = f(x) - f(x with x_i <- b_i), one forward pass per feature."""
-    full = f(x)
-    out = torch.empty_like(x)
-    for i in range(x.numel()):
-        occluded = x.clone()
-        occluded[i] = baseline[i]
-        out[i] = full - f(occluded)
-    return out.detach()
-
-
-def _guard_mutation(name: str, learner: Callable[..., Tensor]) -> Callable[..., Tensor]:
-    """Wrap the learner's function so that changing ``x`` or ``baseline`` in place is reported."""
-
-    def wrapped(f: ScalarFunction, x: Tensor, baseline: Tensor, *rest: object) -> Tensor:
-        x_copy, b_copy = x.clone(), baseline.clone()
-        got = learner(f, x_copy, b_copy, *rest)
-        if not torch.equal(x_copy, x) or not torch.equal(b_copy, baseline):
-            raise ExerciseError(
-                f"{name}: your function changed its input tensor in place.\n"
-                "Hint: `occluded = x` does not copy a tensor; both names point to the same memory, so "
-                "each occlusion stays in x for the next feature. Use `occluded = x.clone()` before "
-                "writing into it."
-            )
-        if isinstance(got, Tensor):
-            got = got.detach()
-        return got
-
-    return wrapped
-
-
-def _occlusion_cases() -> list[tuple[ScalarFunction, Tensor, Tensor]]:
-    g = torch.Generator().manual_seed(1)
-    w = torch.tensor([3.0, -1.5, 0.25], dtype=torch.float64)
-    x = torch.tensor([2.0, 4.0, -1.0], dtype=torch.float64)
-    return [
-        (_linear(w, 5.0), x, torch.zeros(3, dtype=torch.float64)),
-        (_linear(w, 5.0), x, torch.tensor([1.0, 1.0, 1.0], dtype=torch.float64)),
-        (_product, torch.tensor([2.0, 3.0, 1.0], dtype=torch.float64), torch.zeros(3, dtype=torch.float64)),
-        (_smooth, torch.randn(5, generator=g, dtype=torch.float64), torch.randn(5, generator=g, dtype=torch.float64)),
-    ]
-
-
-def check_occlusion_deltas(occlusion_deltas: Callable[[ScalarFunction, Tensor, Tensor], Tensor]) -> None:
-    """Check ``occlusion_deltas(f, x, baseline)`` = ``f(x) - f(x_{i <- b_i})`` for every ``i``."""
-    name = "occlusion_deltas"
-    hints = [
-        (
-            lambda got, exp, f, x, b: torch.allclose(got, -exp, atol=1e-9) and exp.abs().max() > 0,
-            "your values have the opposite sign. The course defines the occlusion effect as the DROP "
-            "of the output, f(original) - f(occluded).",
-        ),
-        (
-            lambda got, exp, f, x, b: torch.allclose(got, _reference_occlusion(f, x, torch.zeros_like(b)), atol=1e-9),
-            "your answer is what occlusion with a baseline of 0 gives. Replace x[i] by baseline[i], "
-            "not by zero.",
-        ),
-        (
-            lambda got, exp, f, x, b: torch.allclose(got, torch.full_like(exp, (f(x) - f(b)).item()), atol=1e-9),
-            "every entry equals f(x) - f(baseline): you replaced all the features at once. Occlude one "
-            "feature at a time and keep the others at their original values.",
-        ),
-        (
-            lambda got, exp, f, x, b: torch.allclose(got.sum(), (f(x) - f(b)).detach(), atol=1e-9),
-            "your values add up to f(x) - f(baseline), as if each occlusion were kept while the next "
-            "feature is occluded. Start every occlusion from a fresh copy of the original x.",
-        ),
-    ]
-    compare_outputs(
-        name,
-        _guard_mutation(name, occlusion_deltas),
-        _reference_occlusion,
-        _occlusion_cases(),
-        hints,
-        rtol=1e-6,
-        atol=1e-8,
-    )
-    return passed(name)
-
-
-def _gradient(f: ScalarFunction, point: Tensor) -> Tensor:
-    point = point.detach().clone().requires_grad_(True)
-    (grad,) = torch.autograd.grad(f(point), point)
-    return grad
-
-
-def _riemann(f: ScalarFunction, x: Tensor, baseline: Tensor, m: int, start: int) -> Tensor:
-    """(x - x') * mean over k = start..start+m-1 of grad f(x' + k/m (x - x'))."""
+def right_riemann_ig(f: ScalarFunction, x: Tensor, m: int) -> Tensor:
+    """Integrated Gradients of ``f`` at ``x`` with baseline 0 by the m-step right Riemann sum (autograd)."""
     total = torch.zeros_like(x)
-    for k in range(start, start + m):
-        total = total + _gradient(f, baseline + (k / m) * (x - baseline))
-    return ((x - baseline) * total / m).detach()
+    for k in range(1, m + 1):
+        point = ((k / m) * x).detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(f(point), point)
+        total += grad
+    return x * total / m
 
 
-def _reference_ig(f: ScalarFunction, x: Tensor, baseline: Tensor, m: int) -> Tensor:
-    """Right Riemann sum of Integrated Gradients with m steps."""
-    return _riemann(f, x, baseline, m, start=1)
+def _triple(x: Tensor) -> Tensor:
+    return x[0] * x[1] * x[2]
 
 
-def _ig_cases() -> list[tuple[ScalarFunction, Tensor, Tensor, int]]:
-    g = torch.Generator().manual_seed(2)
-    w = torch.tensor([3.0, -1.5, 0.25], dtype=torch.float64)
-    x = torch.tensor([2.0, 4.0, -1.0], dtype=torch.float64)
-    zeros = torch.zeros(3, dtype=torch.float64)
-    return [
-        (_product, torch.tensor([2.0, 3.0, 1.0], dtype=torch.float64), zeros, 4),
-        (_linear(w, 5.0), x, torch.tensor([1.0, 0.5, 0.0], dtype=torch.float64), 1),
-        (_linear(w, 5.0), x, zeros, 7),
-        (_smooth, torch.randn(4, generator=g, dtype=torch.float64), torch.randn(4, generator=g, dtype=torch.float64), 10),
+def check_ig_of_triple_product(ig_of_triple_product: Callable[[Tensor, int], Tensor]) -> None:
+    """Check the learner's closed form against the autograd Riemann sum for ``f = x1 x2 x3``, baseline 0."""
+    name = "ig_of_triple_product"
+    cases = [
+        (torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64), 1),
+        (torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64), 4),
+        (torch.tensor([0.5, -2.0, 3.0], dtype=torch.float64), 10),
+        (torch.tensor([2.0, 2.0, 2.0], dtype=torch.float64), 1000),
     ]
-
-
-def _safe_ratio(a: Tensor, b: Tensor) -> Tensor:
-    keep = b.abs() > 1e-9
-    return a[keep] / b[keep]
-
-
-def check_integrated_gradients(integrated_gradients_riemann: Callable[..., Tensor]) -> None:
-    """Check ``integrated_gradients_riemann(f, x, baseline, m)`` against the right Riemann sum."""
-    name = "integrated_gradients_riemann"
     hints = [
-        (
-            lambda got, exp, f, x, b, m: torch.allclose(got * (x - b), exp, atol=1e-9),
-            "your answer is the average gradient along the path, but Integrated Gradients multiplies it "
-            "by the displacement (x - baseline), feature by feature.",
-        ),
-        (
-            lambda got, exp, f, x, b, m: m > 1 and torch.allclose(got, m * exp, atol=1e-9),
-            "your answer is m times too large: average the m gradients (divide the sum by m).",
-        ),
-        (
-            lambda got, exp, f, x, b, m: torch.allclose(got, _riemann(f, x, b, m, start=0), atol=1e-9),
-            "you used the left end points k = 0, ..., m-1. This exercise asks for the right Riemann sum, "
-            "k = 1, ..., m, so that the last point on the path is x itself.",
-        ),
-        (
-            lambda got, exp, f, x, b, m: torch.allclose(got, (x - b) * _gradient(f, x), atol=1e-9),
-            "you evaluated the gradient only at x. Integrated Gradients averages the gradient over the "
-            "points x' + (k/m)(x - x') on the straight path from the baseline to x.",
-        ),
-        (
-            lambda got, exp, f, x, b, m: torch.allclose(got, x * _reference_ig(f, x, b, m) / (x - b), atol=1e-9)
-            if bool(((x - b).abs() > 1e-12).all())
-            else False,
-            "you multiplied by x instead of (x - baseline). The two agree only for a zero baseline.",
-        ),
+        (lambda got, exp, x, m: torch.allclose(got, torch.full_like(x, float(_triple(x)) / 3), rtol=1e-6),
+         "you gave the exact integral (an equal third each). The exercise asks for the m-step right Riemann "
+         "sum, which is complete only as m grows: evaluate the gradient at the points k/m, k = 1..m."),
+        (lambda got, exp, x, m: torch.allclose(got, torch.full_like(x, float(_triple(x))) * (m + 1) / (2 * m),
+                                               rtol=1e-6),
+         "that is the formula of the two-factor product x1 x2 from the notebook. With three factors the "
+         "gradient along the path a x grows like a^2, not like a: which sum of powers of k/m do you need?"),
+        (lambda got, exp, x, m: torch.allclose(got.sum(), _triple(x), rtol=1e-6),
+         "your attributions add up exactly to f(x) - f(0) for every m; the right Riemann sum does so only "
+         "in the limit m -> infinity."),
+        (lambda got, exp, x, m: True,
+         "write the gradient of x1 x2 x3 at the point a x, multiply the i-th component by x_i and average over "
+         "a = 1/m, 2/m, ..., 1; the sum of the squares 1 + 4 + ... + m^2 has a closed form."),
     ]
-    compare_outputs(name, _guard_mutation(name, integrated_gradients_riemann), _reference_ig, _ig_cases(), hints, rtol=1e-6, atol=1e-8)
-    return passed(name)
+    compare_outputs(name, ig_of_triple_product, lambda x, m: right_riemann_ig(_triple, x, m), cases, hints,
+                    rtol=1e-6, atol=1e-9)
+    passed(name)
