@@ -8,6 +8,9 @@ executing the notebooks a second time.
 
 from __future__ import annotations
 
+# keeps the notebooks nbval executes, for the course website (issue 18; see tests/site_capture.py)
+pytest_plugins = ["site_capture"]
+
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "after_notebooks: run after the notebooks' nbval items of the session")
