@@ -7,6 +7,7 @@
     python3 course.py student    rebuild notebooks/student/ from the master notebooks
     python3 course.py weights    retrain the bundled models and rewrite their weight files
     python3 course.py lock       record the exact versions of the current environment
+    python3 course.py site       build the course website into site/_build/html (static, offline)
 
 The environment is a virtual environment in .venv, installed with pip from pyproject.toml and
 pinned by requirements/constraints.txt (the versions the course was last tested with). It is
@@ -30,7 +31,7 @@ STAMP = VENV / ".camlib-install-stamp"
 FIRST_NOTEBOOK = "00_what_a_cnn_learns.ipynb"
 MIN_PYTHON = (3, 10)
 DISTRIBUTION = "camlib"
-EXTRAS = ("test",)
+EXTRAS = ("test", "site")  # site: python3 course.py site and its test
 
 
 def venv_python() -> Path:
@@ -197,7 +198,13 @@ def lock(extra: list[str]) -> None:
     _say(f"wrote {CONSTRAINTS.relative_to(ROOT)} ({len(lines)} packages)")
 
 
-COMMANDS = {"lab": lab, "test": test, "figures": figures, "student": student, "weights": weights, "lock": lock}
+def site(extra: list[str]) -> None:
+    """Build the course website into site/_build/html from the notebooks (see site/README.md)."""
+    python = ensure_environment()
+    _run([python, ROOT / "site" / "build.py", *extra])
+
+
+COMMANDS = {"lab": lab, "test": test, "figures": figures, "student": student, "weights": weights, "lock": lock, "site": site}
 
 
 def main(argv: list[str]) -> None:
