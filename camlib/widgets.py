@@ -37,7 +37,10 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import ipywidgets as widgets
+try:
+    import ipywidgets as widgets
+except ImportError as error:  # the library itself needs no Jupyter; the explorers need ipywidgets
+    raise ImportError('camlib.widgets needs ipywidgets: pip install "explaining-cnns[course]"') from error
 import numpy as np
 import torch
 from matplotlib.figure import Figure

@@ -16,7 +16,8 @@ Steps (each timed; the summary goes to ``site/_build/report.json``):
    change, so a rebuild re-reads only what changed.
 3. **Sphinx** (MyST-NB, Sphinx Book Theme; ``site/conf.py``), warnings treated as errors.
 4. **MathJax 3** ``tex-chtml-full.js`` and its woff-v2 fonts are copied from the ``sphinx-mathjax-offline``
-   wheel into ``_static/mathjax`` (1.7 MB; not the 20 MB of the whole MathJax tree).
+   wheel into ``_static/mathjax`` (1.7 MB; not the 20 MB of the whole MathJax tree); the themes' source
+   maps (``*.map``, 3 MB, read only by a browser's developer tools) are left out.
 5. **Checks**: no page, stylesheet or script refers to a file outside the site (links to other
    sites are fine: a link is not a request), and the site stays within 25 MB.
 
@@ -407,6 +408,8 @@ def build(
     t_sphinx = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    for source_map in (out / "_static").rglob("*.map"):  # the themes' source maps: only for debugging them
+        source_map.unlink()
     mathjax_bytes = copy_mathjax(out)
     outside = external_loads(out)
     size = folder_size(out)

@@ -68,6 +68,7 @@ html_theme_options = {
         "notebook_interface": "jupyterlab",
     },
     "navigation_with_keys": False,
+    "navbar_persistent": [],  # one search field, in the sidebar (not a second one in a top bar)
 }
 html_context = {"default_mode": "light"}
 
