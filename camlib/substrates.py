@@ -23,7 +23,8 @@ back. What a removed pixel becomes decides what the measure can see (docs/math.m
 
 ``"black"``, ``"blur"`` and ``"mean"`` are *fixed*: one substrate image per input, whatever is
 removed (:func:`substrate_image`). ``"road"`` depends on the set of removed pixels, so it is
-computed for each step of a curve (:func:`fill`).
+computed for each step of a curve (:func:`fill`), and so is a **function**
+``substrate(x, removed) -> images`` of your own (only its values at removed pixels are used).
 
 The linear system is symmetric positive definite whenever at least one pixel is known, and is
 solved for the whole batch at once by conjugate gradients (float64 for float64 input, else
@@ -33,7 +34,7 @@ float32) until every image's residual norm is below ``tol``.
 from __future__ import annotations
 
 import numbers
-from typing import Union
+from typing import Callable, Union
 
 import torch
 from torch import Tensor
@@ -58,8 +59,9 @@ FIXED: tuple[str, ...] = ("black", "grey", "blur", "mean")
 #: Default standard deviation of ROAD's noise, in [0, 1] image units (0.01 in normalised units).
 ROAD_NOISE: float = 0.0025
 
-#: A substrate: a name from :data:`SUBSTRATES`, a number (a constant fill) or a tensor.
-Substrate = Union[str, float, int, Tensor]
+#: A substrate: a name from :data:`SUBSTRATES`, a number (a constant fill), a tensor, or a
+#: function ``(x, removed) -> images``.
+Substrate = Union[str, float, int, Tensor, Callable[[Tensor, Tensor], Tensor]]
 
 _CONSTANTS = {"black": 0.0, "grey": 0.5}
 # neighbour offsets (row, column) and their weights: 1/6 direct, 1/12 diagonal (they sum to 1)
@@ -84,16 +86,18 @@ def check_substrate(substrate: object) -> Substrate:
         raise TypeError("substrate must be a name, a number or a tensor, not a bool.")
     if isinstance(substrate, numbers.Real):
         return float(substrate)
-    if isinstance(substrate, Tensor):
+    if isinstance(substrate, Tensor) or callable(substrate):
         return substrate
     raise TypeError(
-        f"substrate must be one of {SUBSTRATES}, a number or a tensor; got {type(substrate).__name__}."
+        f"substrate must be one of {SUBSTRATES}, a number, a tensor or a function (x, removed) -> "
+        f"images; got {type(substrate).__name__}."
     )
 
 
 def is_fixed(substrate: Substrate) -> bool:
-    """True when the substrate is one image per input whatever is removed (all but ``"road"``)."""
-    return check_substrate(substrate) != "road"
+    """True when the substrate is one image per input whatever is removed (not ``"road"``, not a function)."""
+    substrate = check_substrate(substrate)
+    return isinstance(substrate, (Tensor, float)) or substrate in FIXED
 
 
 def _check_images(x: object) -> Tensor:
@@ -135,6 +139,11 @@ def substrate_image(x: Tensor, substrate: Substrate) -> Tensor:
         return blur(x)
     if substrate == "mean":
         return mean_colour(x)
+    if callable(substrate):
+        raise ValueError(
+            "a substrate function depends on which pixels are removed, so it has no single image; "
+            "call camlib.substrates.fill(x, removed, substrate) instead."
+        )
     raise ValueError(
         "the 'road' substrate depends on which pixels are removed, so it has no single image; "
         "call camlib.substrates.fill(x, removed, 'road') instead."
@@ -226,10 +235,22 @@ def fill(x: Tensor, removed: Tensor, substrate: Substrate, seed: int = 0) -> Ten
     """``x`` with the ``removed`` pixels (N, H, W, all channels) replaced by the substrate.
 
     Fixed substrates: ``where(removed, substrate_image(x, substrate), x)``; ``"road"``:
-    :func:`noisy_linear_imputation` with noise seeded by ``seed``.
+    :func:`noisy_linear_imputation` with noise seeded by ``seed``; a function ``f``:
+    ``where(removed, f(x, removed), x)`` (kept pixels always stay as they were).
     """
     x = _check_images(x)
     removed = _check_removed(removed, x)
-    if check_substrate(substrate) == "road":
+    substrate = check_substrate(substrate)
+    if isinstance(substrate, str) and substrate == "road":
         return noisy_linear_imputation(x, removed, seed=seed)
+    if callable(substrate) and not isinstance(substrate, Tensor):
+        out = substrate(x, removed)
+        if not isinstance(out, Tensor) or out.shape != x.shape:
+            raise ValueError(
+                f"a substrate function must return images of the input's shape {tuple(x.shape)}; got "
+                f"{tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__}."
+            )
+        if not bool(torch.isfinite(out).all()):
+            raise ValueError("the substrate function returned NaN or infinite values.")
+        return torch.where(removed[:, None], out.to(x.dtype), x)
     return torch.where(removed[:, None], substrate_image(x, substrate), x)

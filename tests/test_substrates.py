@@ -157,6 +157,18 @@ def test_road_works_in_float32_like_the_models():
     assert torch.allclose(clean, ref, atol=1e-4)
 
 
+def test_a_substrate_function_fills_only_the_removed_pixels():
+    x, removed = _images(), _removed()
+    out = fill(x, removed, lambda images, gone: torch.full_like(images, 0.7))
+    mask = removed[:, None].expand_as(x)
+    assert torch.equal(out[mask], torch.full_like(out[mask], 0.7)) and torch.equal(out[~mask], x[~mask])
+    assert not substrates.is_fixed(lambda images, gone: images)
+    with pytest.raises(ValueError, match="shape"):
+        fill(x, removed, lambda images, gone: images[:1])
+    with pytest.raises(ValueError, match="NaN"):
+        fill(x, removed, lambda images, gone: images * float("nan"))
+
+
 def test_which_substrates_are_fixed():
     assert substrates.is_fixed("mean") and substrates.is_fixed(0.0) and substrates.is_fixed("blur")
     assert not substrates.is_fixed("road")
@@ -166,7 +178,7 @@ def test_which_substrates_are_fixed():
 
 @pytest.mark.parametrize(
     "bad, error, message",
-    [("zeros", ValueError, "unknown substrate"), (True, TypeError, "bool"), ([0.1], TypeError, "a number or a tensor")],
+    [("zeros", ValueError, "unknown substrate"), (True, TypeError, "bool"), ([0.1], TypeError, "a function")],
 )
 def test_bad_substrates_get_clear_errors(bad, error, message):
     with pytest.raises(error, match=message):
