@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""The course's commands. Needs only Python 3.10+; everything else is installed on demand.
+"""The course's commands. Needs only Python (the version pyproject.toml's requires-python
+names); everything else is installed on demand.
 
     python3 course.py lab        set up (first time) and open the course in JupyterLab
     python3 course.py test       set up (first time) and run every test: unit, notebooks, browser
@@ -9,15 +10,18 @@
     python3 course.py lock       record the exact versions of the current environment
     python3 course.py site       build the course website into site/_build/html (static, offline)
 
-The environment is a virtual environment in .venv, installed with pip from pyproject.toml and
-pinned by requirements/constraints.txt (the versions the course was last tested with). It is
-reinstalled only when one of those two files changes.
+The environment is a virtual environment in .venv: the project installed with pip in editable
+mode with its extras (the course, the tests, the website), pinned by requirements/constraints.txt
+(the versions the course was last tested with, recorded on one Python version; on another Python
+the newest versions that pyproject.toml allows are installed instead). It is reinstalled only when
+pyproject.toml, setup.py or the constraints change.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -29,9 +33,22 @@ VENV = ROOT / ".venv"
 CONSTRAINTS = ROOT / "requirements" / "constraints.txt"
 STAMP = VENV / ".camlib-install-stamp"
 FIRST_NOTEBOOK = "00_what_a_cnn_learns.ipynb"
-MIN_PYTHON = (3, 10)
-DISTRIBUTION = "camlib"
-EXTRAS = ("test", "site")  # site: python3 course.py site and its test
+EXTRAS = ("course", "test", "site")  # what .venv holds: the course (JupyterLab, ipywidgets), every test tool, the website builder
+OLD_DISTRIBUTIONS = ("camlib",)  # the project's former distribution name, removed from an old .venv
+
+
+def _pyproject_field(key: str) -> str:
+    """A top-level string field of pyproject.toml's [project] table (read without tomllib, which
+    Python 3.10 lacks). pyproject.toml is the one place of the name and the Python floor."""
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    match = re.search(rf'^{re.escape(key)}\s*=\s*"([^"]*)"', text, re.M)
+    if match is None:
+        raise SystemExit(f"pyproject.toml has no {key} field")
+    return match.group(1)
+
+
+DISTRIBUTION = _pyproject_field("name")
+MIN_PYTHON = tuple(int(part) for part in re.fullmatch(r">=\s*(\d+)\.(\d+)", _pyproject_field("requires-python")).groups())
 
 
 def venv_python() -> Path:
@@ -52,9 +69,29 @@ def _run(args: list[str | Path], **kwargs) -> None:
 
 def _install_fingerprint() -> str:
     digest = hashlib.sha256()
-    for path in (ROOT / "pyproject.toml", CONSTRAINTS):
+    for path in (ROOT / "pyproject.toml", ROOT / "setup.py", CONSTRAINTS):
         digest.update(path.read_bytes())
+    digest.update(f"{sys.version_info[0]}.{sys.version_info[1]}".encode())
     return digest.hexdigest()
+
+
+def locked_python() -> tuple[int, int] | None:
+    """The Python version requirements/constraints.txt was recorded with (its header says)."""
+    match = re.search(r"^# recorded on Python (\d+)\.(\d+)", CONSTRAINTS.read_text(), re.M)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def constraint_args(version: tuple[int, int] | None = None) -> list[str]:
+    """``-c requirements/constraints.txt`` when this Python is the one the pins were recorded on."""
+    version = tuple(sys.version_info[:2]) if version is None else version
+    locked = locked_python()
+    if locked is not None and version != locked:
+        _say(
+            f"requirements/constraints.txt was recorded on Python {locked[0]}.{locked[1]}; on Python "
+            f"{version[0]}.{version[1]} the newest versions that pyproject.toml allows are installed instead."
+        )
+        return []
+    return ["-c", str(CONSTRAINTS)]
 
 
 def ensure_environment() -> Path:
@@ -71,9 +108,14 @@ def ensure_environment() -> Path:
     fingerprint = _install_fingerprint()
     if STAMP.exists() and STAMP.read_text().strip() == fingerprint:
         return python
-    _say("installing camlib and its dependencies (first time: a few minutes, about 6 GB with PyTorch) ...")
+    _say(f"installing {DISTRIBUTION} and its dependencies (first time: a few minutes, about 6 GB with PyTorch) ...")
     _run([python, "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
-    _run([python, "-m", "pip", "install", "--quiet", "-c", CONSTRAINTS, "-e", f"{ROOT}[{','.join(EXTRAS)}]"])
+    for old in OLD_DISTRIBUTIONS:  # an environment made before the rename holds camlib twice
+        has_old = subprocess.run([str(python), "-c", f"import importlib.metadata as m; m.distribution({old!r})"],
+                                 cwd=VENV, capture_output=True).returncode == 0
+        if has_old:
+            _run([python, "-m", "pip", "uninstall", "--quiet", "--yes", old])
+    _run([python, "-m", "pip", "install", "--quiet", *constraint_args(), "-e", f"{ROOT}[{','.join(EXTRAS)}]"])
     STAMP.write_text(fingerprint + "\n")
     return python
 
@@ -136,7 +178,8 @@ def student(extra: list[str]) -> None:
 
 def weights(extra: list[str]) -> None:
     python = ensure_environment()
-    _run([python, "-m", "camlib.training", *extra])
+    # the bundled files of this checkout; `python -m camlib.training` alone writes only where told
+    _run([python, "-m", "camlib.training", "--out", ROOT / "camlib" / "weights", *extra])
 
 
 # Run inside the environment: the installed versions of everything the project's requirements
@@ -189,10 +232,14 @@ def lock(extra: list[str]) -> None:
     ).stdout
     pins = json.loads(found)
     lines = [f"{name}=={version}" for name, version in sorted(pins.items(), key=lambda kv: kv[0].lower())]
+    version = subprocess.run(
+        [str(python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     header = (
         "# Exact versions the course was last tested with (python3 course.py lock): every package that\n"
         "# the project's requirements and extras pull in. course.py installs with\n"
         f"# `pip install -c requirements/constraints.txt -e .[{','.join(EXTRAS)}]`.\n"
+        f"# recorded on Python {version} (on another Python, course.py installs without these pins)\n"
     )
     CONSTRAINTS.write_text(header + "\n".join(lines) + "\n")
     _say(f"wrote {CONSTRAINTS.relative_to(ROOT)} ({len(lines)} packages)")

@@ -1,9 +1,12 @@
 """Deterministic training of the course models and the command that regenerates their weights.
 
-``python -m camlib.training`` retrains every model in :data:`camlib.models.MODEL_NAMES` from
-scratch, writes ``camlib/weights/<name>.pt`` and ``weights.json`` (SHA-256, accuracies, seed,
-training time) and prints the accuracy and time of each. ``--only gap`` retrains one model,
-``--out DIR`` writes somewhere else (the tests use that).
+``python -m camlib.training --out DIR`` retrains every model in
+:data:`camlib.models.MODEL_NAMES` from scratch, writes ``DIR/<name>.pt`` and updates
+``DIR/weights.json`` (SHA-256, accuracies, seed, training time; entries of other models, such as
+a third-party network's, are kept) and prints the accuracy and time of each. ``--only gap``
+retrains one model. The folder is required, and a folder inside site-packages is refused: an
+installed camlib's bundled files are never rewritten. In a repository checkout,
+``python3 course.py weights`` passes ``--out camlib/weights`` to rewrite the bundled files.
 
 Training minimises the mean cross-entropy ``-(1/B) sum_i log softmax(f(x_i))_{y_i}`` with Adam and
 a cosine learning-rate schedule on a training set ``make_shapes(n, seed=TRAIN_SEED + k)``
@@ -215,17 +218,38 @@ def evaluate(name: str, model: nn.Module, n: int = 1000) -> dict[str, float]:
     return out
 
 
+def _inside_site_packages(path: Path) -> bool:
+    """Whether ``path`` lies in an installation folder of Python packages (site-packages)."""
+    import site
+    import sysconfig
+
+    roots = {sysconfig.get_paths()[key] for key in ("purelib", "platlib")}
+    roots.update(site.getsitepackages() if hasattr(site, "getsitepackages") else [])
+    roots.add(site.getusersitepackages())
+    resolved = path.resolve()
+    return any(resolved.is_relative_to(Path(root).resolve()) for root in roots if root)
+
+
 def regenerate(
     names: tuple[str, ...] = _models.MODEL_NAMES,
     out_dir: str | Path | None = None,
     verbose: bool = True,
     configs: dict[str, TrainConfig] | None = None,
+    allow_site_packages: bool = False,
 ) -> dict:
     """Retrain ``names``, write ``<name>.pt`` and update ``weights.json`` in ``out_dir``.
 
+    ``out_dir=None`` means the bundled folder :data:`camlib.models.WEIGHTS_DIR`. A folder inside
+    site-packages (an installed camlib's own files) raises ValueError unless
+    ``allow_site_packages``. Entries of ``weights.json`` for other models are kept.
     ``configs`` overrides :data:`CONFIGS` per name (the tests use tiny runs).
     """
     wdir = Path(out_dir) if out_dir is not None else _models.WEIGHTS_DIR
+    if not allow_site_packages and _inside_site_packages(wdir):
+        raise ValueError(
+            f"refusing to write model weights into {wdir}, inside site-packages (an installed "
+            "package's files); give another folder, e.g. `python -m camlib.training --out my_weights`"
+        )
     wdir.mkdir(parents=True, exist_ok=True)
     jpath = wdir / "weights.json"
     for name in names:
@@ -259,14 +283,21 @@ def regenerate(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Command line: ``python -m camlib.training [--only NAME ...] [--out DIR]``."""
+    """Command line: ``python -m camlib.training --out DIR [--only NAME ...]``."""
     parser = argparse.ArgumentParser(prog="python -m camlib.training",
-                                     description="Retrain the bundled camlib course models.")
+                                     description="Retrain the camlib course models into a folder.")
     parser.add_argument("--only", nargs="+", choices=_models.MODEL_NAMES,
                         default=list(_models.MODEL_NAMES))
-    parser.add_argument("--out", default=None, help="output folder (default: camlib/weights)")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="folder for <name>.pt and weights.json (created if missing; "
+                             "python3 course.py weights passes the repository's camlib/weights)")
+    parser.add_argument("--allow-site-packages", action="store_true",
+                        help="allow DIR inside site-packages (overwrites an installed package's files)")
     args = parser.parse_args(argv)
-    regenerate(tuple(args.only), args.out)
+    try:
+        regenerate(tuple(args.only), args.out, allow_site_packages=args.allow_site_packages)
+    except ValueError as error:
+        parser.error(str(error))
 
 
 if __name__ == "__main__":

@@ -60,8 +60,17 @@ def test_environment_yml_agrees_with_pyproject():
     project = _pyproject()["project"]
     assert conda.pop("python") == project["requires-python"]
     assert conda.pop("pip") == ""
-    assert conda == _requirements(project["dependencies"]), "environment.yml and pyproject.toml disagree"
-    assert pip_section == ['-e ".[test]"'] or pip_section == ["-e .[test]"], pip_section
+    expected = _requirements(project["dependencies"] + project["optional-dependencies"]["course"])
+    assert conda == expected, "environment.yml and pyproject.toml (dependencies + course extra) disagree"
+    # unquoted, so that tools that parse the file (repo2docker among them) see a local install
+    assert pip_section == ["-e .[course]"], pip_section
+
+
+def _locked_python() -> str:
+    text = (ROOT / "requirements" / "constraints.txt").read_text()
+    match = re.search(r"^# recorded on Python (\d+\.\d+)", text, re.M)
+    assert match, "constraints.txt does not say which Python it was recorded on: run python3 course.py lock"
+    return match.group(1)
 
 
 def test_constraints_pin_every_dependency_within_its_bounds():
@@ -71,10 +80,12 @@ def test_constraints_pin_every_dependency_within_its_bounds():
             name, version = line.split("==")
             pins[name.lower().replace("_", "-")] = Version(version)
     project = _pyproject()["project"]
-    specs = project["dependencies"] + project["optional-dependencies"]["test"]
+    specs = project["dependencies"] + [s for extra in project["optional-dependencies"].values() for s in extra]
+    # the pins are for the Python they were recorded on, whichever Python runs this test
+    marker_env = {"python_version": _locked_python(), "python_full_version": _locked_python() + ".0"}
     for spec in specs:
         req = Requirement(spec)
-        if req.marker is not None and not req.marker.evaluate():
+        if req.marker is not None and not req.marker.evaluate(marker_env):
             continue
         name = req.name.lower().replace("_", "-")
         assert name in pins, f"{name} is not pinned in requirements/constraints.txt (run python3 course.py lock)"
@@ -140,3 +151,33 @@ def test_every_notebook_has_its_key_figure_module():
         module = ROOT / "camlib" / "figures" / f"{FIGURES[path.stem]}.py"
         assert module.exists(), f"no key figure module for {path.name}"
         assert (ROOT / "figures" / f"{path.stem}.png").exists(), "run python3 course.py figures"
+
+
+def _floor(spec: str) -> str:
+    (floor,) = [s.version for s in Requirement(spec).specifier if s.operator == ">="]
+    return floor
+
+
+def test_floors_are_stated_once_and_agree():
+    """pyproject.toml holds the floors; course.py's check and the README's table follow it."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("course_script", ROOT / "course.py")
+    course = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(course)
+    project = _pyproject()["project"]
+    assert project["requires-python"] == ">={}.{}".format(*course.MIN_PYTHON)
+    pins = {}
+    for line in (ROOT / "requirements" / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[name.lower().replace("_", "-")] = version
+    rows = dict(
+        (m.group(1).lower(), (m.group(2), m.group(3)))
+        for m in re.finditer(r"^\| `?([\w-]+)`? \| ([\d.]+) \| ([\d.]+) \|", (ROOT / "README.md").read_text(), re.M)
+    )
+    assert rows.get("python") == (project["requires-python"][2:], _locked_python()), rows.get("python")
+    for req_spec in project["dependencies"] + project["optional-dependencies"]["course"]:
+        name = Requirement(req_spec).name.lower()
+        assert name in rows, f"the README's version table has no row for {name}"
+        assert rows[name] == (_floor(req_spec), pins[name]), (name, rows[name], _floor(req_spec), pins[name])
