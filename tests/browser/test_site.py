@@ -9,8 +9,8 @@ that leaves the site blocked, and checks that
   no console error or uncaught exception (nor a MathJax warning);
 * every image decodes (``naturalWidth > 0``, lazy images included);
 * the math is typeset: every math element holds MathJax output, MathJax reports no error, and no raw
-  ``$$``, ``\\(`` or ``\\[`` is left in the prose; no page is wider than the window (wide equations
-  scroll inside their own box);
+  ``$$``, ``\\(`` or ``\\[`` is left in the prose; no page is wider than the window, and an equation
+  wider than the column scrolls inside its own box instead of being cut off;
 * every static explorer's slider, moved with the keyboard (ArrowRight, then End), changes the image to
   another decodable frame and changes the readout; each notebook page has at least one explorer;
 * the search page finds a word of the course from the local index.
@@ -200,10 +200,16 @@ MATH_JS = r"""() => {
 }"""
 
 WIDE_JS = """() => {
-  const limit = document.documentElement.clientWidth;
-  if (document.documentElement.scrollWidth <= limit + 1) { return null; }
-  const culprits = [...document.querySelectorAll('main *')].filter(e => e.getBoundingClientRect().right > limit + 1);
-  return culprits.slice(-3).map(e => e.tagName + '.' + e.className + ': ' + (e.textContent || '').slice(0, 60));
+  const problems = [];
+  const page = document.documentElement;
+  if (page.scrollWidth > page.clientWidth + 1) { problems.push(`page ${page.scrollWidth} px wide in a ${page.clientWidth} px window`); }
+  for (const box of document.querySelectorAll('div.math')) {
+    const eq = box.querySelector('mjx-container');
+    const wide = eq ? eq.scrollWidth : box.scrollWidth;
+    const scrolls = ['auto', 'scroll'].includes(getComputedStyle(box).overflowX);
+    if (wide > box.clientWidth + 1 && !scrolls) { problems.push(`equation ${wide} px wide cut to ${box.clientWidth} px: ${box.textContent.slice(0, 50)}`); }
+  }
+  return problems;
 }"""
 
 FRAME_JS = """([i, k]) => {
@@ -277,7 +283,7 @@ def test_page_offline(name, scheme, site, chromium, request):
         assert not math["untypeset"], f"{name}: math left untypeset: {math['untypeset'][:5]}"
         assert not math["raw"], f"{name}: raw TeX delimiters in the prose: {math['raw'][:5]}"
         wide = page.evaluate(WIDE_JS)
-        assert not wide, f"{name}: wider than the window, the page scrolls sideways: {wide}"
+        assert not wide, f"{name}: content wider than its column: {wide[:3]}"
         if name[:2].isdigit():
             assert math["maths"] == 0 or math["typeset"] > 0
             count = _check_explorers(page, name)
