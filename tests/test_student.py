@@ -24,7 +24,7 @@ def _toy_master() -> dict:
         nbformat.v4.new_code_cell(
             "def double(x):\n    ### BEGIN SOLUTION\n    y = 2 * x\n    return y\n    ### END SOLUTION"
         ),
-        nbformat.v4.new_code_cell("check_double(double)"),
+        nbformat.v4.new_code_cell("camlib.exercises.nb99.check_double(double)"),
         nbformat.v4.new_code_cell("assert 1 + 1 == 2\n### BEGIN HIDDEN TESTS\nassert double(2) == 4\n### END HIDDEN TESTS"),
         nbformat.v4.new_markdown_cell("Why?\n\n### BEGIN SOLUTION\nBecause.\n### END SOLUTION"),
     ]
@@ -47,6 +47,29 @@ def test_unterminated_solution_is_an_error():
     nb.cells[1].source = "def f():\n    ### BEGIN SOLUTION\n    return 1"
     with pytest.raises(ValueError, match="never closed"):
         student.student_version(nb)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Complete the function between the `### BEGIN SOLUTION` / `### END SOLUTION` markers.",
+        "    ### BEGIN SOLUTION  (your code)",
+        "# the hidden checks sit between BEGIN HIDDEN TESTS and its end",
+    ],
+)
+def test_a_line_that_names_a_marker_is_rejected_as_nbgrader_would(line):
+    nb = _toy_master()
+    nb.cells[0].source = f"# Toy\n\n{line}"
+    with pytest.raises(ValueError, match="reword it") as error:
+        student.student_version(nb)
+    assert line.strip() in str(error.value)
+
+
+def test_only_exercise_checks_are_check_cells():
+    assert student.is_check_cell(nbformat.v4.new_code_cell("camlib.exercises.nb04.check_gradcam_weights(f)"))
+    # a notebook's printing assert is not an exercise check, whatever its name
+    assert not student.is_check_cell(nbformat.v4.new_code_cell('check_close("CAM = Grad-CAM", a, b, atol=1e-6)'))
+    assert not student.is_check_cell(nbformat.v4.new_markdown_cell("camlib.exercises.nb04.check_x(f)"))
 
 
 def test_nbgrader_marking_is_idempotent_and_grades_checks():

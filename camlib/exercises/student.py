@@ -8,16 +8,26 @@ The master notebooks hold the solutions between nbgrader's delimiters::
         ### END SOLUTION
 
 and check them in a separate cell that calls a ``check_*`` function of
-:mod:`camlib.exercises`. The student version replaces each solution region of a code cell
+:mod:`camlib.exercises` by its module (``camlib.exercises.nb04.check_gradcam_weights(...)``);
+other helpers named ``check_*`` (such as a notebook's printing asserts) are not exercise checks. The student version replaces each solution region of a code cell
 by ``raise NotImplementedError()`` (same indentation), each solution region of a markdown
 cell by a prompt, removes hidden tests, clears outputs and tags every check cell
 ``raises-exception`` so that the notebook still runs to the end under nbval.
+
+The markers are exactly nbgrader's: a line is a marker when it *contains* ``BEGIN SOLUTION``
+(and so on) for nbgrader, so any other line that names one, such as prose explaining the
+markers, is rejected here with the line quoted (nbgrader would fail with "no end solution
+statement found" and drop the whole assignment).
 
 Command line::
 
     python -m camlib.exercises.student notebooks notebooks/student          # build
     python -m camlib.exercises.student notebooks notebooks/student --check  # exit 1 if stale
     python -m camlib.exercises.student notebooks --mark                     # nbgrader metadata
+    python -m camlib.exercises.student notebooks --setup-cell               # Colab set-up cell
+
+Every course notebook's first code cell is :data:`camlib.course.SETUP_CELL`, which installs the
+course's package where it is missing (Colab); ``--setup-cell`` inserts it where it is missing.
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ __all__ = [
     "count_exercises",
     "student_version",
     "mark_for_nbgrader",
+    "with_setup_cell",
     "build",
 ]
 
@@ -52,12 +63,12 @@ BANNER = (
     "`NotImplementedError` until you write your answer; the check cell under each one tells you "
     "whether your answer is right."
 )
-_CHECK_CALL = re.compile(r"\bcheck_\w+\s*\(")
+_CHECK_CALL = re.compile(r"\bexercises\.\w+\.check_\w+\s*\(")
 _MASTER_NAME = re.compile(r"^\d\d_.*\.ipynb$")
 
 
 def is_check_cell(cell: dict) -> bool:
-    """A code cell that calls a ``check_*`` function (the cell that grades an exercise)."""
+    """A code cell that calls an exercise check, ``<...>exercises.<module>.check_*(...)``."""
     return cell["cell_type"] == "code" and bool(_CHECK_CALL.search(cell["source"]))
 
 
@@ -73,6 +84,19 @@ def _has_solution(cell: dict) -> bool:
 def count_exercises(nb: dict) -> int:
     """Number of solution regions (code or prose) in a notebook."""
     return sum(_solution_regions(cell) for cell in nb["cells"])
+
+
+def _reject_marker_mentions(source: str) -> None:
+    """Raise ValueError for a line that names a marker without being one (nbgrader matches substrings)."""
+    markers = (BEGIN_SOLUTION, END_SOLUTION, BEGIN_HIDDEN, END_HIDDEN)
+    for line in source.split("\n"):
+        named = [m for m in markers if m.lstrip("# ") in line]
+        if named and line.strip() not in markers:
+            raise ValueError(
+                f"this line names nbgrader's marker {named[0].lstrip('# ')!r} without being the marker "
+                f"alone on its line, which nbgrader would read as one (and fail the assignment); "
+                f"reword it:\n{line.strip()}"
+            )
 
 
 def _replace_regions(source: str, begin: str, end: str, replacement: list[str] | None) -> str:
@@ -106,6 +130,7 @@ def student_version(master: dict, name: str = "") -> dict:
     """The student notebook for ``master`` (a new object; the master is not modified)."""
     nb = copy.deepcopy(master)
     for cell in nb["cells"]:
+        _reject_marker_mentions(cell["source"])
         if cell["cell_type"] == "code":
             source = _replace_regions(cell["source"], BEGIN_HIDDEN, END_HIDDEN, None)
             cell["source"] = _replace_regions(
@@ -151,6 +176,44 @@ def mark_for_nbgrader(master: dict, stem: str) -> dict:
             meta["points"] = 1
         cell.setdefault("metadata", {})["nbgrader"] = meta
     return nb
+
+
+SETUP_CELL_ID = "course-setup"
+
+
+def with_setup_cell(nb: dict) -> dict:
+    """``nb`` with :data:`camlib.course.SETUP_CELL` as its first code cell (a new object).
+
+    A notebook whose first code cell is already the set-up cell is returned unchanged; an older
+    set-up cell (the same id) is replaced; otherwise the cell is inserted before the first code cell.
+    """
+    from camlib.course import SETUP_CELL
+
+    nb = copy.deepcopy(nb)
+    cells = nb["cells"]
+    code = [i for i, cell in enumerate(cells) if cell["cell_type"] == "code"]
+    if code and cells[code[0]]["source"] == SETUP_CELL:
+        return nb
+    if code and cells[code[0]].get("id") == SETUP_CELL_ID:
+        cells[code[0]]["source"] = SETUP_CELL
+        return nb
+    cell = nbformat.v4.new_code_cell(SETUP_CELL)
+    cell["id"] = SETUP_CELL_ID
+    cells.insert(code[0] if code else len(cells), cell)
+    return nb
+
+
+def add_setup_cells(source: Path, check: bool = False) -> list[Path]:
+    """Insert the set-up cell into every master notebook that lacks it (or list them)."""
+    changed = []
+    for path in _masters(source):
+        master = nbformat.read(path, as_version=4)
+        text = _dumps(with_setup_cell(master))
+        if path.read_text(encoding="utf-8") != text:
+            changed.append(path)
+            if not check:
+                path.write_text(text, encoding="utf-8")
+    return changed
 
 
 def _masters(source: Path) -> list[Path]:
@@ -199,8 +262,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("target", type=Path, nargs="?", help="folder for the student versions")
     parser.add_argument("--check", action="store_true", help="only report stale files; exit 1 if any")
     parser.add_argument("--mark", action="store_true", help="add nbgrader metadata to the masters")
+    parser.add_argument("--setup-cell", action="store_true",
+                        help="insert the Colab set-up cell (camlib.course.SETUP_CELL) into the masters")
     args = parser.parse_args(argv)
     status = 0
+    if args.setup_cell:
+        changed = add_setup_cells(args.source, check=args.check)
+        for path in changed:
+            print(f"{'needs the set-up cell' if args.check else 'inserted the set-up cell'}: {path}")
+        status |= int(args.check and bool(changed))
     if args.mark:
         changed = mark(args.source, check=args.check)
         for path in changed:
@@ -211,8 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         for path in changed:
             print(f"{'stale' if args.check else 'wrote'}: {path}")
         status |= int(args.check and bool(changed))
-    if args.target is None and not args.mark:
-        parser.error("give a target folder, --mark, or both")
+    if args.target is None and not (args.mark or args.setup_cell):
+        parser.error("give a target folder, --mark, --setup-cell, or several")
     return status
 
 
