@@ -218,8 +218,8 @@ def draw_map(
         artist = ax.imshow(arr, cmap=cmap, vmin=vmin, vmax=vmax, alpha=alpha)
     else:
         artist = ax.imshow(arr, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest", extent=extent)
-    if outline is not None:
-        ax.contour(outline, levels=[0.5], colors="white", linewidths=0.8)
+    if outline is not None:  # black on a signed map's white zero, white on a dark heat map or a grey image
+        ax.contour(outline, levels=[0.5], colors="black" if (base is None and vmin < 0) else "white", linewidths=0.8)
     if not np.any(arr):
         ax.text(0.5, 0.5, "all zero", transform=ax.transAxes, ha="center", va="center", fontsize=9,
                 color="black", bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})

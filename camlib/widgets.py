@@ -51,7 +51,7 @@ import camlib
 
 from . import _static_explorer
 from .cam_family import LOGIT_ONLY
-from .plotting import as_map, figure_to_png, overlay, to_display
+from .plotting import HEAT_CMAP, as_map, draw_map, figure_to_png, overlay, to_display
 
 __all__ = [
     "Explorer",
@@ -354,8 +354,9 @@ def render_feature_maps(
     fig, (ax0, ax1) = _figure(2, width=7.5, height=3.4)
     ax0.imshow(to_display(x[0]))
     ax0.set_title(f"image {index}")
-    ax1.imshow(a.numpy(), cmap="viridis")
-    ax1.set_title(f"channel {channel} of {layer if isinstance(layer, str) else 'layer'}")
+    shown = draw_map(ax1, a, vmin=0.0, vmax=max(float(a.max()), 1e-12), cmap=HEAT_CMAP,
+                     title=f"channel {channel} of {layer if isinstance(layer, str) else 'layer'}")
+    fig.colorbar(shown, ax=ax1, fraction=0.046, pad=0.04)
     for ax in (ax0, ax1):
         ax.set_axis_off()
     text = (
@@ -364,7 +365,7 @@ def render_feature_maps(
         f"channel {channel}: min {float(a.min()):.4f}  max {float(a.max()):.4f}  "
         f"s_k = sum A^k = {float(a.sum()):.4f}  mean {float(a.mean()):.4f}"
     )
-    return _png(fig), text
+    return _png(fig, right=0.92), text
 
 
 def feature_maps_explorer(model: nn.Module, images: Tensor, layer: str | nn.Module = "features") -> Explorer:
@@ -583,6 +584,9 @@ def render_cam(
     ax0.imshow(to_display(x[0]))
     ax0.set_title(f"image {index}: predicted {_name(names, pred)}", fontsize=10)
     ax1.imshow(overlay(x[0], shown, alpha=float(opacity)) if shown.max() > 0 else to_display(x[0]))
+    if not shown.max() > 0:  # never a silent empty panel
+        ax1.text(0.5, 0.5, "all zero: no positive\nevidence for this class", transform=ax1.transAxes, ha="center",
+                 va="center", fontsize=9, bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})
     if 0.0 < threshold < 1.0 and hi > lo:
         ax1.contour(norm, levels=[threshold], colors="white", linewidths=1)
     ax1.set_title(f"{method} for {_name(names, c)}", fontsize=10)
@@ -853,6 +857,9 @@ def render_comparison(
     ax0.contour(outline, levels=[0.5], colors="lime", linewidths=1)
     ax0.set_title(f"image {index} and its mask", fontsize=10)
     ax1.imshow(overlay(x[0], np.maximum(heat, 0.0), alpha=0.5))
+    if not heat.max() > 0:  # never a silent empty panel
+        ax1.text(0.5, 0.5, "all zero", transform=ax1.transAxes, ha="center", va="center", fontsize=9,
+                 bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})
     ax1.contour(outline, levels=[0.5], colors="white", linewidths=1)
     ax1.plot([col], [r], marker="x", color="white" if hit else "red", ms=10, mew=2)
     ax1.set_title(f"{method} (class {c})", fontsize=10)

@@ -1,127 +1,133 @@
-"""The checks of notebook 02's exercises accept the solution and reject typical mistakes."""
+"""The checks of notebook 02's exercises accept right answers and reject typical mistakes with a hint."""
 
 from __future__ import annotations
-
-import math
 
 import pytest
 import torch
 
+import camlib
 from camlib.exercises import nb02
 from camlib.exercises._check import ExerciseError
 
 
-# ----------------------------------------------------------------------------- exercise 1
+# ----------------------------------------------------------------------------- exercise 1: a raising window
 
 
-def _count(size, patch, stride, last):
-    if last == "inside":  # only windows that lie fully inside the image
-        return (size - patch) // stride + 1
-    if last == "range":  # range(0, size - patch, stride): one short
-        return len(range(0, size - patch, stride))
-    if last == "all":  # a window at every stride step of the image
-        return len(range(0, size, stride))
-    return math.ceil((size - patch) / stride) + 1
+def _triangle_drops():
+    model, x, c, _ = nb02._triangle()
+    occ = camlib.occlusion(model, x, target=c, patch=nb02.RAISE_PATCH, stride=4, baseline=0.5)
+    return occ.extras["windows"][0]
 
 
-def _grid(f, x, patch, stride, baseline, *, last=None, sign=1.0, fill=None, fresh=True, inplace=False):
-    """A parameterised occlusion grid: the defaults give the right answer, the flags typical bugs."""
-    _, _, height, width = x.shape
-    rows = _count(height, patch, stride, last)
-    cols = _count(width, patch, stride, last)
-    clean = f(x)[0]
-    out = torch.empty(rows, cols, dtype=x.dtype)
-    work = x if inplace else x.clone()
-    for r in range(rows):
-        for c in range(cols):
-            occluded = x.clone() if fresh and not inplace else work
-            occluded[..., r * stride : r * stride + patch, c * stride : c * stride + patch] = (
-                baseline if fill is None else fill
-            )
-            out[r, c] = sign * (clean - f(occluded)[0])
+def test_raising_window_accepts_a_window_with_a_negative_drop(capsys):
+    windows = _triangle_drops()
+    row, col = divmod(int(windows.argmin()), windows.shape[1])
+    assert float(windows.min()) < -0.05
+    nb02.check_raising_window(row * 4, col * 4)
+    assert "raises the triangle logit" in capsys.readouterr().out
+
+
+def test_raising_window_rejects_a_window_that_lowers_the_logit_with_a_hint():
+    windows = _triangle_drops()
+    row, col = divmod(int(windows.argmax()), windows.shape[1])
+    with pytest.raises(ExerciseError, match="lowers the triangle logit") as info:
+        nb02.check_raising_window(row * 4, col * 4)
+    assert "Hint" in str(info.value)
+
+
+@pytest.mark.parametrize("top, left", [(-1, 0), (0, 57), (True, 3), (2.0, 3)])
+def test_raising_window_rejects_windows_outside_the_image(top, left):
+    with pytest.raises(ExerciseError, match="must be an int"):
+        nb02.check_raising_window(top, left)
+
+
+# ----------------------------------------------------------------------------- exercise 2: the ring-mean fill
+
+
+def ring_fill(x, top, left, patch):
+    # a second correct answer: average the (clipped) grown box minus the window, by sums
+    _, _, h, w = x.shape
+    r0, r1, c0, c1 = max(top - 1, 0), min(top + patch + 1, h), max(left - 1, 0), min(left + patch + 1, w)
+    box = x[..., r0:r1, c0:c1].sum(dim=(-1, -2))
+    inner = x[..., top : top + patch, left : left + patch].sum(dim=(-1, -2))
+    count = (r1 - r0) * (c1 - c0) - patch * patch
+    out = x.clone()
+    out[..., top : top + patch, left : left + patch] = ((box - inner) / count)[..., None, None]
     return out
 
 
-def test_grid_accepts_solution(capsys):
-    assert nb02.check_occlusion_grid(_grid) is None
-    assert "Correct" in capsys.readouterr().out
+def own_mean(x, top, left, patch):
+    out = x.clone()
+    out[..., top : top + patch, left : left + patch] = x[..., top : top + patch, left : left + patch].mean(
+        dim=(-1, -2), keepdim=True)
+    return out
 
 
-@pytest.mark.parametrize(
-    "wrong, message",
-    [
-        (lambda f, x, p, s, b: _grid(f, x, p, s, b, sign=-1.0), "wrong sign"),
-        (lambda f, x, p, s, b: _grid(f, x, p, s, b, last="range"), "misses the last window"),
-        (lambda f, x, p, s, b: _grid(f, x, p, s, b, last="inside"), "misses the last window"),
-        (lambda f, x, p, s, b: _grid(f, x, p, s, b, last="all"), "too many windows"),
-        (lambda f, x, p, s, b: _grid(f, x, p, s, b, fill=0.0), "with 0 rather than"),
-        (lambda f, x, p, s, b: _grid(f, x, p, s, b, fresh=False), "fresh copy"),
-        (lambda f, x, p, s, b: _grid(f, x, p, s, b, inplace=True), "in place"),
-        (lambda f, x, p, s, b: _grid(f, x, p, s, b).T.contiguous(), "transposed"),
-    ],
-)
-def test_grid_rejects_typical_mistakes(wrong, message):
+def zero_padded_ring(x, top, left, patch):
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1))
+    ring = padded[..., top : top + patch + 2, left : left + patch + 2].sum(dim=(-1, -2))
+    inner = x[..., top : top + patch, left : left + patch].sum(dim=(-1, -2))
+    out = x.clone()
+    out[..., top : top + patch, left : left + patch] = ((ring - inner) / ((patch + 2) ** 2 - patch**2))[..., None, None]
+    return out
+
+
+def no_corners(x, top, left, patch):
+    _, _, h, w = x.shape
+    parts = []
+    if top > 0:
+        parts.append(x[..., top - 1, left : left + patch])
+    if top + patch < h:
+        parts.append(x[..., top + patch, left : left + patch])
+    if left > 0:
+        parts.append(x[..., top : top + patch, left - 1])
+    if left + patch < w:
+        parts.append(x[..., top : top + patch, left + patch])
+    out = x.clone()
+    out[..., top : top + patch, left : left + patch] = torch.cat(parts, dim=-1).mean(dim=-1)[..., None, None]
+    return out
+
+
+def in_place(x, top, left, patch):
+    x[..., top : top + patch, left : left + patch] = 0.5
+    return x
+
+
+def test_ring_fill_accepts_correct_answers_and_reports_the_experiment(capsys):
+    nb02.check_ring_mean_fill(ring_fill)
+    out = capsys.readouterr().out
+    assert "Correct" in out and "with the black patch" in out
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (own_mean, "its own mean colour"),
+    (zero_padded_ring, "touches the border"),
+    (no_corners, "diagonal corner"),
+    (in_place, "changed its input"),
+])
+def test_ring_fill_rejects_typical_mistakes(wrong, message):
     with pytest.raises(ExerciseError, match=message):
-        nb02.check_occlusion_grid(wrong)
+        nb02.check_ring_mean_fill(wrong)
 
 
-def test_grid_reports_learner_exception_and_passes_not_implemented():
-    def broken(f, x, patch, stride, baseline):
-        raise IndexError("index 9 is out of bounds")
-
-    with pytest.raises(ExerciseError, match="raised IndexError"):
-        nb02.check_occlusion_grid(broken)
-
-    def student(f, x, patch, stride, baseline):
+def test_ring_fill_passes_not_implemented_through():
+    def unanswered(x, top, left, patch):
         raise NotImplementedError
 
     with pytest.raises(NotImplementedError):
-        nb02.check_occlusion_grid(student)
+        nb02.check_ring_mean_fill(unanswered)
 
 
-def test_grid_rejects_a_result_instead_of_a_function():
-    with pytest.raises(TypeError, match="function"):
-        nb02.check_occlusion_grid(torch.zeros(3, 3))
+def test_windows_off_object_counts_what_it_says():
+    model, x, c, mask = nb02._triangle()
 
+    def grey(image, top, left, patch):
+        out = image.clone()
+        out[..., top : top + patch, left : left + patch] = 0.5
+        return out
 
-# ----------------------------------------------------------------------------- exercise 2
-
-
-def _drop(w, x, baseline, top, left, patch):
-    window = (slice(None), slice(top, top + patch), slice(left, left + patch))
-    return (w[window] * (x[window] - baseline)).sum()
-
-
-def test_linear_drop_accepts_solution(capsys):
-    assert nb02.check_linear_occlusion_drop(_drop) is None
-    assert "Correct" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize(
-    "wrong, message",
-    [
-        (lambda w, x, b, t, l, p: w[:, t : t + p, l : l + p].sum(), "weights only"),
-        (lambda w, x, b, t, l, p: (w * x)[:, t : t + p, l : l + p].sum(), "not to 0"),
-        (lambda w, x, b, t, l, p: -_drop(w, x, b, t, l, p), "wrong sign"),
-        (lambda w, x, b, t, l, p: _drop(w, x, b, l, t, p), "indexes rows"),
-    ],
-)
-def test_linear_drop_rejects_typical_mistakes(wrong, message):
-    with pytest.raises(ExerciseError, match=message):
-        nb02.check_linear_occlusion_drop(wrong)
-
-
-def test_the_exercise_convention_is_camlibs():
-    """The reference grid of exercise 1 equals camlib.occlusion's per-window drops (cut-off windows included)."""
-    import camlib
-
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(
-        torch.nn.Conv2d(2, 3, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 9, 4)
-    ).double().eval()
-    x = torch.rand(1, 2, 8, 9, dtype=torch.float64)
-    for patch, stride in [(3, 2), (4, 3), (2, 1)]:
-        ours = nb02._reference_occlusion_grid(lambda b: model(b)[:, 1], x, patch, stride, 0.25)
-        theirs = camlib.occlusion(model, x, target=1, patch=patch, stride=stride, baseline=0.25).extras["windows"][0]
-        assert ours.shape == theirs.shape
-        assert torch.allclose(ours, theirs, atol=1e-12)
+    windows = _triangle_drops()
+    best = windows.flatten().argsort(descending=True)[:10].tolist()
+    expected = sum(not bool(mask[(k // windows.shape[1]) * 4 : (k // windows.shape[1]) * 4 + 8,
+                                 (k % windows.shape[1]) * 4 : (k % windows.shape[1]) * 4 + 8].any()) for k in best)
+    assert nb02.windows_off_object(model, x, c, mask, grey) == expected

@@ -1,115 +1,89 @@
-"""The checks of notebook 03's exercises accept the solution and reject typical mistakes."""
+"""The checks of notebook 03's exercises accept right answers and reject typical mistakes with a hint."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+import camlib
 from camlib.exercises import nb03
 from camlib.exercises._check import ExerciseError
 
-
-# ----------------------------------------------------------------------------- exercise 1
-
-
-def _cam(features, fc_weight, target):
-    return (fc_weight[target][:, :, None, None] * features).sum(dim=1)
+RIGHT = {("triangle", "triangle"): 1, ("triangle", "cross"): -1, ("cross", "triangle"): -1, ("cross", "cross"): 1}
 
 
-def test_cam_accepts_solution(capsys):
-    assert nb03.check_class_activation_map(_cam) is None
+# ----------------------------------------------------------------------------- exercise 1: predicted signs
+
+
+def test_the_distractor_image_has_the_documented_signs():
+    means = nb03.object_means()
+    assert {pair: (1 if value > 0 else -1) for pair, value in means.items()} == RIGHT
+
+
+def test_signs_accept_the_right_prediction(capsys):
+    nb03.check_predicted_signs(dict(RIGHT))
+    assert "class-discriminative" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("guess, message", [
+    ({pair: 1 for pair in RIGHT}, "2 of 4 signs differ"),  # "every map is positive where there is an object"
+    ({**RIGHT, ("cross", "triangle"): 1}, "1 of 4 signs differ"),
+    ({("triangle", "triangle"): 1}, "exactly the four keys"),
+    ({**RIGHT, ("cross", "cross"): 0.5}, r"\+1 or -1"),
+])
+def test_signs_reject_wrong_predictions_with_a_hint(guess, message):
+    with pytest.raises(ExerciseError, match=message):
+        nb03.check_predicted_signs(guess)
+
+
+# ----------------------------------------------------------------------------- exercise 2: same logit, wrong place
+
+
+def move_mass(M):
+    bump = torch.zeros_like(M)
+    bump[0, 0] = 100.0
+    return M + bump - bump.mean()
+
+
+def corner_swap(M):
+    # a second answer: put the largest value in a far corner and compensate on the old peak
+    out = M.clone()
+    peak = divmod(int(M.argmax()), M.shape[-1])
+    corner = (0, 0) if peak[0] + peak[1] > M.shape[0] else (M.shape[0] - 1, M.shape[1] - 1)
+    lift = float(M.max() - M[corner]) + 1.0
+    out[corner] += lift
+    out[peak] -= lift
+    return out
+
+
+@pytest.mark.parametrize("answer", [move_mass, corner_swap])
+def test_same_logit_map_accepts_counterexamples(answer, capsys):
+    nb03.check_same_logit_map(answer)
     assert "Correct" in capsys.readouterr().out
 
 
-def _minmax(m):
-    flat = m.flatten(1)
-    low, high = flat.min(1).values[:, None, None], flat.max(1).values[:, None, None]
-    return (m - low) / (high - low)
+def in_place(M):
+    M[0, 0] += 100.0
+    M -= 100.0 / M.numel()
+    return M
 
 
-@pytest.mark.parametrize(
-    "wrong, message",
-    [
-        (lambda a, w, t: _cam(a, w, t).clamp(min=0), "applied a ReLU"),
-        (lambda a, w, t: _cam(a, w, t) / a.shape[1], "averaged over the channels"),
-        (lambda a, w, t: _cam(a, w, 0 * t), "own target class"),
-        (lambda a, w, t: fc_weight_broadcast(a, w, t), "sum over the channel axis"),
-        (lambda a, w, t: _minmax(_cam(a, w, t)), "do not normalise"),
-    ],
-)
-def test_cam_rejects_typical_mistakes(wrong, message):
+@pytest.mark.parametrize("wrong, message", [
+    (lambda M: M.clone(), "touches the object"),  # the CAM itself: peak on the object
+    (lambda M: M + torch.eye(M.shape[0], dtype=M.dtype) * 100, "mean"),  # changes the mean
+    (in_place, "changed the map"),
+    (lambda M: M[:4], "shape"),
+    (lambda M: M * float("nan"), "NaN"),
+])
+def test_same_logit_map_rejects_non_examples(wrong, message):
     with pytest.raises(ExerciseError, match=message):
-        nb03.check_class_activation_map(wrong)
+        nb03.check_same_logit_map(wrong)
 
 
-def fc_weight_broadcast(features, fc_weight, target):
-    # forgetting the sum: the per-channel weighted maps (N, K, h, w)
-    return fc_weight[target][:, :, None, None] * features
-
-
-def test_cam_with_the_transposed_weight_fails_with_a_clear_message():
-    # fc_weight[:, target] selects a column; with C != K the shapes do not broadcast
-    with pytest.raises(ExerciseError, match="test case"):
-        nb03.check_class_activation_map(lambda a, w, t: (w[:, t].T[:, :, None, None] * a).sum(1))
-
-
-# ----------------------------------------------------------------------------- exercise 2
-
-
-def _iou(cam_map, mask, fraction):
-    region = cam_map > fraction * cam_map.max()
-    return (region & mask).sum().double() / (region | mask).sum().double()
-
-
-def test_iou_accepts_solution(capsys):
-    assert nb03.check_iou_at_fraction(_iou) is None
-    assert "Correct" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize(
-    "wrong, message",
-    [
-        (lambda m, k, f: ((m > f) & k).sum() / ((m > f) | k).sum(), "threshold is relative"),
-        (lambda m, k, f: ((m > f * m.max()) & k).sum() / k.sum(), "recall"),
-        (lambda m, k, f: ((m > f * m.max()) & k).sum() / (m > f * m.max()).sum(), "precision"),
-        (lambda m, k, f: _inverted(m, k, f), "above the threshold"),
-        (lambda m, k, f: ((m > f * m.max()) & k).sum() // ((m > f * m.max()) | k).sum(), "integer division"),
-    ],
-)
-def test_iou_rejects_typical_mistakes(wrong, message):
-    with pytest.raises(ExerciseError, match=message):
-        nb03.check_iou_at_fraction(wrong)
-
-
-def _inverted(cam_map, mask, fraction):
-    region = cam_map <= fraction * cam_map.max()
-    return (region & mask).sum() / (region | mask).sum()
-
-
-def test_the_exercise_references_agree_with_camlib():
-    """Exercise 1's CAM is camlib.cam's raw map; exercise 2's IoU is camlib.metrics.iou on that map."""
-    import camlib
-
-    torch.manual_seed(0)
-
-    class Tiny(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.features = torch.nn.Sequential(torch.nn.Conv2d(3, 5, 3, padding=1), torch.nn.ReLU())
-            self.fc = torch.nn.Linear(5, 3)
-
-        def forward(self, x):
-            return self.fc(self.features(x).mean(dim=(2, 3)))
-
-    model = Tiny().double().eval()
-    x = torch.rand(4, 3, 6, 6, dtype=torch.float64)
-    target = torch.tensor([0, 2, 1, 2])
-    res = camlib.cam(model, x, target=target)
-    features = model.features(x).detach()
-    assert torch.allclose(nb03._reference_cam(features, model.fc.weight.detach(), target), res.raw, atol=1e-12)
-    masks = torch.zeros(4, 6, 6, dtype=torch.bool)
-    masks[:, 1:4, 2:5] = True
-    ious = camlib.metrics.iou(res, masks, threshold=0.2).values
-    for n in range(4):
-        if res.map[n].max() > 0:
-            assert torch.allclose(nb03._reference_iou(res.map[n], masks[n], 0.2), ious[n].double(), atol=1e-12)
+def test_cells_touching_marks_every_cell_with_an_object_pixel():
+    mask = torch.zeros(64, 64, dtype=torch.bool)
+    mask[7, 7] = True  # one pixel in cell (0, 0)
+    mask[40, 9] = True  # one pixel in cell (5, 1)
+    touching = nb03._cells_touching(mask, (8, 8))
+    assert touching.sum() == 2 and touching[0, 0] and touching[5, 1]
+    assert camlib.upsample(touching.double(), 64).shape == (64, 64)

@@ -47,7 +47,8 @@ def _is_solution(cell) -> bool:
 
 
 def _is_install_cell(cell) -> bool:
-    return "pip install" in cell.source or "%pip" in cell.source
+    """The Colab set-up cell (camlib.course.SETUP_CELL), silent where camlib is installed."""
+    return cell.get("id") == "course-setup" or "pip install" in cell.source or "%pip" in cell.source
 
 
 # ----------------------------------------------------------------------------- on the file

@@ -1,16 +1,17 @@
 """Checks for the exercises of notebook 03 (class activation maps).
 
-Exercise 1, ``class_activation_map(features, fc_weight, target)``: the CAM before any ReLU,
+Exercise 1 (predict), ``predicted_signs``: for the thread's distractor image (a triangle and a cross,
+``camlib.data.thread()[THREAD["distractor"]]``) and the course's ``gap`` network, the learner
+predicts the sign (+1 or -1) of the mean of the upsampled CAM ``M_c`` over each object's pixels, for
+the classes "triangle" and "cross": a dict ``{(class, object): sign}`` with four entries. The check
+computes the four means with :func:`camlib.cam` and :func:`camlib.upsample`.
 
-    M[n] = sum_k fc_weight[target[n], k] * features[n, k]
+Exercise 2 (find a counterexample), ``same_logit_map(M)``: from a CAM ``M`` of shape ``(h, w)``
+build another map with exactly the same mean (so, by conservation, the same logit) whose maximum
+lies on a cell that does not touch the object. Conservation alone does not make a map an
+explanation. The check runs it on the CAMs of the thread's triangle and circle.
 
-for features ``(N, K, h, w)``, the linear layer's weight ``(C, K)`` and targets ``(N,)``; returns
-``(N, h, w)``. No bias, no ReLU, no normalisation.
-
-Exercise 2, ``iou_at_fraction(cam_map, mask, fraction)``: keep the pixels where the (already
-upsampled) map is above ``fraction`` times its maximum (strictly, as :func:`camlib.metrics.iou`), and return the intersection over
-union of that region with the boolean ground-truth mask, as a 0-dimensional float tensor.
-Both inputs have shape ``(H, W)``; assume the map's maximum is positive.
+Each check explains what differs, with a hint, without printing the reference answer.
 """
 
 from __future__ import annotations
@@ -18,129 +19,99 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-from ._check import compare_outputs, passed
+from ._check import ExerciseError
 
-__all__ = ["check_class_activation_map", "check_iou_at_fraction"]
+__all__ = ["PAIRS", "check_predicted_signs", "check_same_logit_map", "object_means"]
 
-
-# ----------------------------------------------------------------------------- references
-
-
-def _reference_cam(features: Tensor, fc_weight: Tensor, target: Tensor) -> Tensor:
-    return torch.einsum("nk,nkhw->nhw", fc_weight[target], features)
+#: the (class, object) pairs of exercise 1
+PAIRS: tuple[tuple[str, str], ...] = (("triangle", "triangle"), ("triangle", "cross"), ("cross", "triangle"),
+                                      ("cross", "cross"))
 
 
-def _reference_iou(cam_map: Tensor, mask: Tensor, fraction: float) -> Tensor:
-    region = cam_map > fraction * cam_map.max()
-    inter = (region & mask).sum()
-    union = (region | mask).sum()
-    return (inter / union).to(torch.float64)
+def object_means() -> dict[tuple[str, str], float]:
+    """Mean of the upsampled CAM of each class over each object's pixels, on the distractor image."""
+    import camlib
+    from camlib.data import CLASSES, THREAD, thread
+
+    shapes = thread()
+    i = THREAD["distractor"]
+    x, masks, kinds = shapes.images[i : i + 1], shapes.object_masks[i], shapes.object_classes[i]
+    model = camlib.models.load_model("gap")
+    means = {}
+    for name in ("triangle", "cross"):
+        upsampled = camlib.upsample(camlib.cam(model, x, target=CLASSES.index(name)).raw, tuple(x.shape[-2:]))[0]
+        for slot in range(masks.shape[0]):
+            if int(kinds[slot]) >= 0:
+                means[(name, CLASSES[int(kinds[slot])])] = float(upsampled[masks[slot]].mean())
+    return means
 
 
-# ----------------------------------------------------------------------------- test inputs
-
-
-def _cam_cases() -> list[tuple]:
-    gen = torch.Generator().manual_seed(4)
-    cases = []
-    for n, k, h, w, classes in [(1, 3, 4, 4, 2), (2, 5, 3, 6, 4), (3, 8, 5, 5, 3)]:
-        # the features are post-ReLU (non-negative) as in the course models; the weights have both signs,
-        # so the map has negative entries that a ReLU would remove
-        features = torch.rand(n, k, h, w, generator=gen, dtype=torch.float64) * (
-            torch.rand(n, k, h, w, generator=gen, dtype=torch.float64) > 0.3
+def check_predicted_signs(predicted_signs: dict) -> None:
+    """Compare the learner's predicted signs with the CAMs of the distractor image."""
+    name = "predicted signs"
+    if not isinstance(predicted_signs, dict) or set(predicted_signs) != set(PAIRS):
+        raise ExerciseError(f"{name}: give a dict with exactly the four keys {list(PAIRS)} and values +1 or -1.")
+    if any(v not in (1, -1) for v in predicted_signs.values()):
+        raise ExerciseError(f"{name}: every value must be +1 or -1.")
+    means = object_means()
+    wrong = [pair for pair in PAIRS if (1 if means[pair] > 0 else -1) != predicted_signs[pair]]
+    if wrong:
+        listing = "; ".join(f"the '{c}' map on the {o}" for c, o in wrong)
+        raise ExerciseError(
+            f"{name}: {len(wrong)} of 4 signs differ from the network's ({listing}).\nHint: the weights w^c_k of one "
+            "class are not the other's: a channel that fires on a triangle's corners can count for 'triangle' and "
+            "against 'cross'. Look at the CAMs of every class in the first figure of the notebook, where one image's "
+            "object turns the other classes' maps blue."
         )
-        fc_weight = torch.randn(classes, k, generator=gen, dtype=torch.float64)
-        target = torch.randint(0, classes, (n,), generator=gen)
-        cases.append((features, fc_weight, target))
-    return cases
+    print("Correct: " + ", ".join(f"'{c}' on the {o}: {means[(c, o)]:+.2f}" for c, o in PAIRS)
+          + ". Each class's map is positive on its own object and negative on the other: CAM is class-discriminative.")
 
 
-def _cam_hints():
-    def with_relu(got, expected, *case):
-        return torch.allclose(got, expected.clamp(min=0), atol=1e-9)
-
-    def mean_over_k(got, expected, features, fc_weight, target):
-        return torch.allclose(got, expected / features.shape[1], atol=1e-9)
-
-    def wrong_class(got, expected, features, fc_weight, target):
-        return got.shape == expected.shape and torch.allclose(got, _reference_cam(features, fc_weight, 0 * target),
-                                                              atol=1e-9)
-
-    def normalised(got, expected, *case):
-        return float(got.max()) == 1.0 or float(got.min()) == 0.0 and float(got.max()) <= 1.0
-
-    def kept_channels(got, expected, *case):
-        return got.dim() == 4
-
-    return [
-        (kept_channels, "sum over the channel axis k: the CAM has one value per position (N, h, w)."),
-        (with_relu, "you applied a ReLU; this exercise asks for the map before any ReLU (negative values "
-         "are evidence against the class and are needed for the logit identity)."),
-        (mean_over_k, "you averaged over the channels; CAM sums them, each weighted by w_k^c."),
-        (wrong_class, "use the weight row of each sample's own target class, fc_weight[target[n]]."),
-        (normalised, "do not normalise the map: the exercise wants the raw weighted sum."),
-    ]
+def _cells_touching(mask: Tensor, grid: tuple[int, int]) -> Tensor:
+    """(h, w) bool: the cells of a ``grid`` over the (H, W) mask that contain any object pixel."""
+    return F.adaptive_max_pool2d(mask[None, None].float(), grid)[0, 0] > 0
 
 
-def _iou_cases() -> list[tuple]:
-    gen = torch.Generator().manual_seed(5)
-    cases = []
-    for size, fraction in [(8, 0.2), (12, 0.5), (10, 0.2)]:
-        cam_map = torch.rand(size, size, generator=gen, dtype=torch.float64) ** 3 * 4.0 - 0.5
-        cam_map[size // 4, size // 4] = 5.0  # a positive maximum
-        mask = torch.zeros(size, size, dtype=torch.bool)
-        mask[size // 8 : size // 2, size // 8 : size // 2] = True
-        cases.append((cam_map, mask, fraction))
-    return cases
+def check_same_logit_map(same_logit_map: Callable[[Tensor], Tensor]) -> None:
+    """Check that ``same_logit_map(M)`` keeps the mean of M and puts the maximum on a cell off the object."""
+    import camlib
+    from camlib.data import THREAD, thread
 
-
-def _iou_hints():
-    def absolute(got, expected, cam_map, mask, fraction):
-        region = cam_map > fraction
-        return torch.allclose(got, ((region & mask).sum() / (region | mask).sum()).double(), atol=1e-9)
-
-    def over_mask(got, expected, cam_map, mask, fraction):
-        region = cam_map > fraction * cam_map.max()
-        return torch.allclose(got, ((region & mask).sum() / mask.sum()).double(), atol=1e-9)
-
-    def over_region(got, expected, cam_map, mask, fraction):
-        region = cam_map > fraction * cam_map.max()
-        return torch.allclose(got, ((region & mask).sum() / region.sum()).double(), atol=1e-9)
-
-    def inverted(got, expected, cam_map, mask, fraction):
-        region = cam_map <= fraction * cam_map.max()
-        return torch.allclose(got, ((region & mask).sum() / (region | mask).sum()).double(), atol=1e-9)
-
-    def integer(got, expected, *case):
-        return float(got) == 0.0 and float(expected) > 0.0
-
-    return [
-        (absolute, "the threshold is relative: fraction * cam_map.max(), not the number `fraction` itself."),
-        (over_mask, "you divided by the mask's area (that is recall); IoU divides by the union of both regions."),
-        (over_region, "you divided by the region's area (that is precision); IoU divides by the union."),
-        (inverted, "keep the pixels above the threshold, not below it."),
-        (integer, "integer division rounds to 0: convert the counts to float before dividing."),
-    ]
-
-
-# ----------------------------------------------------------------------------- checks
-
-
-def check_class_activation_map(class_activation_map: Callable[..., Tensor]) -> None:
-    """Check exercise 1: ``M[n] = sum_k fc_weight[target[n], k] * features[n, k]`` (pre-ReLU CAM)."""
-    if not callable(class_activation_map):
-        raise TypeError("check_class_activation_map expects your function itself, not its result.")
-    compare_outputs("class_activation_map", class_activation_map, _reference_cam, _cam_cases(), _cam_hints(),
-                    rtol=1e-6, atol=1e-9)
-    return passed("class_activation_map")
-
-
-def check_iou_at_fraction(iou_at_fraction: Callable[..., Tensor]) -> None:
-    """Check exercise 2: IoU of ``{map > fraction * max(map)}`` with the mask."""
-    if not callable(iou_at_fraction):
-        raise TypeError("check_iou_at_fraction expects your function itself, not its result.")
-    compare_outputs("iou_at_fraction", iou_at_fraction, _reference_iou, _iou_cases(), _iou_hints(),
-                    rtol=1e-6, atol=1e-9)
-    return passed("iou_at_fraction")
+    name = "same_logit_map"
+    shapes = thread()
+    model = camlib.models.load_model("gap")
+    for role in ("triangle", "circle"):
+        i = THREAD[role]
+        cam = camlib.cam(model, shapes.images[i : i + 1], target=shapes.labels[i : i + 1]).raw[0].double()
+        given = cam.clone()
+        try:
+            other = same_logit_map(given)
+        except NotImplementedError:
+            raise
+        except Exception as error:
+            raise ExerciseError(f"{name}: your function raised {type(error).__name__}: {error}") from error
+        if not torch.equal(given, cam):
+            raise ExerciseError(f"{name}: your function changed the map it was given; build a new one (M.clone()).")
+        if not isinstance(other, Tensor) or tuple(other.shape) != tuple(cam.shape):
+            raise ExerciseError(f"{name}: return a tensor of the CAM's shape {tuple(cam.shape)}.")
+        other = other.double()
+        if not torch.isfinite(other).all():
+            raise ExerciseError(f"{name}: your map has NaN or infinite values.")
+        if abs(float(other.mean() - cam.mean())) > 1e-6 * max(1.0, float(cam.abs().mean())):
+            raise ExerciseError(
+                f"{name}: on the {role}, your map's mean is {float(other.mean()):.4f}, the CAM's is "
+                f"{float(cam.mean()):.4f}: the logit would change.\nHint: what can you add to a map without "
+                "changing its mean?"
+            )
+        touching = _cells_touching(shapes.masks[i], tuple(cam.shape))
+        peak = divmod(int(other.argmax()), cam.shape[-1])
+        if bool(touching[peak]):
+            raise ExerciseError(
+                f"{name}: on the {role}, your map's maximum is at cell {peak}, which touches the object.\nHint: raise "
+                "the map on a cell far from the object and lower it elsewhere by the same total."
+            )
+    print("Correct: your maps have the CAM's mean, so the same logit, and their peak off the object: conservation "
+          "fixes the total, not where it sits.")

@@ -1,11 +1,12 @@
 """Key figure of notebook 02: occlusion maps with three baselines next to the saliency map.
 
-For the first correctly classified held-out image of each class (``camlib.data.test_set``) and
-the course's GAP network, the figure shows the image with its object outlined, the occlusion
-map ``O(i) = mean over windows P covering i of f(x) - f(x_{P <- b})`` (16 x 16 patch, stride 8,
-the logit of the true class) for the baselines grey (0.5), black (0) and a blurred copy of the
-image (:func:`camlib.metrics.blur`, sigma 5), and the saliency map ``max_channels |df/dx|``.
-Each occlusion row shares one symmetric colour scale, red = the logit drops when hidden.
+For the four one-class images of the thread (``camlib.data.thread()``: circle, square, triangle,
+cross) and the course's GAP network, the figure shows the image with its object outlined, the
+occlusion map ``O(i) = mean over windows P covering i of f(x) - f(x_{P <- b})`` (16 x 16 patch,
+stride 8, the logit of the true class) for the baselines grey (0.5), black (0) and a blurred copy of
+the image (:func:`camlib.metrics.blur`, sigma 5), and the saliency map ``max_channels |df/dx|``.
+The three occlusion maps of a row share one symmetric colour scale (red = the logit drops when
+hidden, blue = it rises), with a colourbar; the saliency map has its own.
 """
 
 from __future__ import annotations
@@ -21,23 +22,13 @@ STRIDE = 8
 BLUR_SIGMA = 5.0
 
 
-def example_images(model: nn.Module, n: int = 100) -> tuple[Tensor, Tensor, Tensor]:
-    """The first correctly classified test image of each class: ``(images, labels, masks)``.
+def example_images() -> tuple[Tensor, Tensor, Tensor]:
+    """The thread's one-class images, circle, square, triangle and cross: ``(images, labels, masks)``."""
+    from camlib.data import THREAD, thread
 
-    Falls back to the first image of the class when none is classified correctly.
-    """
-    from camlib.data import CLASSES, test_set
-
-    data = test_set(n)
-    with torch.no_grad():
-        pred = model(data.images).argmax(1)
-    chosen = []
-    for k in range(len(CLASSES)):
-        of_class = (data.labels == k).nonzero().flatten()
-        right = of_class[pred[of_class] == k]
-        chosen.append(int(right[0]) if len(right) else int(of_class[0]))
-    index = torch.tensor(chosen)
-    return data.images[index], data.labels[index], data.masks[index]
+    shapes = thread()
+    index = torch.tensor([THREAD[name] for name in ("circle", "square", "triangle", "cross")])
+    return shapes.images[index], shapes.labels[index], shapes.masks[index]
 
 
 def occlusion_panels(model: nn.Module, images: Tensor, labels: Tensor) -> dict[str, Tensor]:
@@ -54,34 +45,35 @@ def occlusion_panels(model: nn.Module, images: Tensor, labels: Tensor) -> dict[s
 
 
 def key_figure() -> Figure:
-    """Rows: one test image per class; columns: image, occlusion (grey, black, blurred), saliency."""
+    """Rows: the thread's circle, square, triangle, cross; columns: image, occlusion (grey, black, blurred), saliency."""
     from camlib.data import CLASSES
     from camlib.models import load_model
+    from camlib.plotting import HEAT_CMAP, SIGNED_CMAP, draw_map
 
     model = load_model("gap")
-    images, labels, masks = example_images(model)
+    images, labels, masks = example_images()
     panels = occlusion_panels(model, images, labels)
     n = images.shape[0]
-    fig = Figure(figsize=(1.9 * (len(panels) + 1), 1.9 * n + 0.4), dpi=100)
+    fig = Figure(figsize=(2.0 * (len(panels) + 1) + 1.4, 2.0 * n + 0.5), dpi=100, layout="constrained")
     axes = fig.subplots(n, len(panels) + 1, squeeze=False)
     for i in range(n):
         axes[i, 0].imshow(images[i].permute(1, 2, 0).numpy())
         axes[i, 0].contour(masks[i].numpy(), levels=[0.5], colors="white", linewidths=0.8)
         axes[i, 0].set_title(CLASSES[int(labels[i])], fontsize=9)
+        axes[i, 0].set_axis_off()
         limit = max(float(m[i].abs().max()) for k, m in panels.items() if k.startswith("occlusion")) or 1.0
+        occluded = []
         for j, (name, maps) in enumerate(panels.items(), start=1):
-            m = maps[i].numpy()
+            title = name if i == 0 else None
             if name.startswith("occlusion"):
-                axes[i, j].imshow(m, cmap="RdBu_r", vmin=-limit, vmax=limit)
+                artist = draw_map(axes[i, j], maps[i], mask=masks[i], vmin=-limit, vmax=limit, cmap=SIGNED_CMAP,
+                                  title=title)
+                occluded.append(axes[i, j])
             else:
-                axes[i, j].imshow(m, cmap="magma")
-            axes[i, j].contour(masks[i].numpy(), levels=[0.5], colors="black" if j < len(panels) else "white",
-                               linewidths=0.6)
-            if i == 0:
-                axes[i, j].set_title(name, fontsize=9)
-    for ax in axes.flat:
-        ax.set_axis_off()
-    fig.suptitle(f"Occlusion ({PATCH}x{PATCH} patch, stride {STRIDE}; red = the class logit drops when hidden) and saliency",
-                 fontsize=10)
-    fig.tight_layout()
+                heat = draw_map(axes[i, j], maps[i], mask=masks[i], vmin=0.0, vmax=float(maps[i].max()) or 1.0,
+                                cmap=HEAT_CMAP, title=title)
+        fig.colorbar(artist, ax=occluded, shrink=0.8, pad=0.01, label="logit drop")
+        fig.colorbar(heat, ax=axes[i, -1], shrink=0.8, pad=0.01)
+    fig.suptitle(f"Occlusion ({PATCH}x{PATCH} patch, stride {STRIDE}; red = the class logit drops when hidden, "
+                 "blue = it rises) and saliency", fontsize=10)
     return fig
