@@ -1,11 +1,13 @@
 """Exercise checks for notebook 04 (Grad-CAM and how it generalises CAM).
 
-Each ``check_*`` runs the learner's function on several seeded inputs, compares it with a
-reference, and raises :class:`~camlib.exercises._check.ExerciseError` naming what differs and
-the likely mistake. It prints one success line when every case agrees.
+Each ``check_*`` runs the learner's function on several seeded inputs and raises
+:class:`~camlib.exercises._check.ExerciseError` naming what differs and pointing at the idea that is
+missing, without giving the answer. It prints one success line when every case agrees.
 
-Shapes follow the course notation: activations and gradients ``(N, K, h, w)``, channel
-weights ``(N, K)``, maps ``(N, h, w)``.
+* :func:`check_bias_shift_factor`: the factor by which the softmax or log-softmax Grad-CAM map of
+  class ``c`` is multiplied when the bias of class ``c`` is shifted (mean-GAP linear head).
+* :func:`check_blind_score`: a counterexample, a score that depends on the activations but whose
+  Grad-CAM weights (channel averages of its gradient) are all zero.
 """
 
 from __future__ import annotations
@@ -15,147 +17,124 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from ._check import compare_outputs, passed
+from ._check import ExerciseError, compare_outputs, passed
 
-__all__ = ["check_gradcam_weights", "check_gradcam_map", "check_softmax_gradcam"]
-
-
-def _cases_gradients() -> list[tuple[Tensor]]:
-    gen = torch.Generator().manual_seed(4)
-    shapes = [(1, 3, 4, 4), (2, 5, 3, 6), (3, 2, 7, 5)]
-    return [(torch.randn(shape, generator=gen, dtype=torch.float64),) for shape in shapes]
+__all__ = ["check_bias_shift_factor", "check_blind_score"]
 
 
-def _cases_map() -> list[tuple[Tensor, Tensor]]:
-    gen = torch.Generator().manual_seed(40)
+# --------------------------------------------------------------------------- bias shift
+
+
+def _reference_factor(p_before: Tensor, p_after: Tensor, score: str) -> Tensor:
+    # M_pc = (p_c / Z) sum_{j != c} p_j (CAM_c - CAM_j) and sum_{j != c} p_j = 1 - p_c: a shift of b_c
+    # multiplies every p_j (j != c) by (1 - p'_c) / (1 - p_c), and the softmax map has one more factor p_c.
+    if score == "softmax":
+        return p_after * (1 - p_after) / (p_before * (1 - p_before))
+    return (1 - p_after) / (1 - p_before)
+
+
+def _cases_factor() -> list[tuple[Tensor, Tensor, str]]:
+    gen = torch.Generator().manual_seed(404)
     cases = []
-    for n, k, h, w in [(1, 3, 4, 4), (2, 6, 5, 3), (3, 4, 6, 6)]:
-        weights = torch.randn(n, k, generator=gen, dtype=torch.float64)
-        activations = torch.rand(n, k, h, w, generator=gen, dtype=torch.float64) * 2.0
-        cases.append((weights, activations))
+    for n, score in [(5, "softmax"), (5, "log_softmax"), (4, "softmax"), (4, "log_softmax")]:
+        p = torch.rand(n, generator=gen, dtype=torch.float64) * 0.9 + 0.05
+        delta = torch.randn(n, generator=gen, dtype=torch.float64) * 2.0
+        odds = p / (1 - p) * torch.exp(delta)  # b_c + delta multiplies the odds p_c / (1 - p_c) by e^delta
+        cases.append((p, odds / (1 + odds), score))
     return cases
-
-
-def _reference_weights(gradients: Tensor) -> Tensor:
-    # alpha_k = (1/Z) sum_ij g^k_ij
-    return gradients.mean(dim=(2, 3))
-
-
-def _reference_map(weights: Tensor, activations: Tensor) -> Tensor:
-    # L = ReLU(sum_k alpha_k A^k)
-    return torch.relu(torch.einsum("nk,nkhw->nhw", weights, activations))
 
 
 def _close(a: Tensor, b: Tensor) -> bool:
-    return a.shape == b.shape and torch.allclose(a.to(b.dtype), b, rtol=1e-5, atol=1e-8)
+    return a.shape == b.shape and bool(torch.allclose(a.to(b.dtype), b, rtol=1e-6, atol=1e-10))
 
 
-def check_gradcam_weights(fn: Callable[[Tensor], Tensor]) -> None:
-    """Check ``fn(gradients) -> weights``: the Grad-CAM channel weights
-    ``alpha_k = (1/Z) sum_ij dy/dA^k_ij``, one per sample and channel, shape ``(N, K)``."""
-    name = "gradcam_weights"
+def check_bias_shift_factor(fn: Callable[[Tensor, Tensor, str], Tensor]) -> None:
+    """Check ``fn(p_before, p_after, score) -> factor``, each of shape ``(N,)``.
 
-    def summed(got, expected, gradients):
-        z = gradients.shape[2] * gradients.shape[3]
-        return _close(got, expected * z)
-
-    def channel_axis(got, expected, gradients):
-        return got.shape == (gradients.shape[0], gradients.shape[2], gradients.shape[3])
-
-    def one_axis(got, expected, gradients):
-        return got.dim() == 3 and got.shape[:2] == gradients.shape[:2]
-
-    def relu_first(got, expected, gradients):
-        return _close(got, torch.relu(gradients).mean(dim=(2, 3)))
-
-    hints = [
-        (summed, "your weights are Z = h*w times too large: Grad-CAM averages the gradients over "
-                 "the h*w positions, it does not sum them."),
-        (channel_axis, "you averaged over the channel axis (dim 1). The weight of channel k is a "
-                       "spatial average: reduce over the two spatial axes (dims 2 and 3)."),
-        (one_axis, "you reduced only one spatial axis; average over both height and width."),
-        (relu_first, "you applied a ReLU to the gradients. Grad-CAM averages the signed gradients; "
-                     "clipping them gives Grad-CAM+ (notebook 05)."),
-    ]
-    compare_outputs(name, fn, _reference_weights, _cases_gradients(), hints, rtol=1e-6, atol=1e-9)
-    return passed(name)
-
-
-def check_gradcam_map(fn: Callable[[Tensor, Tensor], Tensor]) -> None:
-    """Check ``fn(weights, activations) -> map``: ``ReLU(sum_k weights[:, k] * activations[:, k])``,
-    shape ``(N, h, w)``."""
-    name = "gradcam_map"
-
-    def no_relu(got, expected, weights, activations):
-        return _close(got, torch.einsum("nk,nkhw->nhw", weights, activations))
-
-    def relu_weights(got, expected, weights, activations):
-        return _close(got, torch.einsum("nk,nkhw->nhw", torch.relu(weights), activations))
-
-    def kept_channels(got, expected, weights, activations):
-        return got.dim() == 4
-
-    def negative(got, expected, weights, activations):
-        return bool((got < 0).any())
-
-    hints = [
-        (no_relu, "your map equals the weighted sum before the ReLU. Grad-CAM keeps only the "
-                  "positive part: apply torch.relu to the summed map."),
-        (relu_weights, "you clipped the channel weights instead of the map. The ReLU acts on the "
-                       "weighted sum over channels, after the negative weights have done their work."),
-        (kept_channels, "your answer still has a channel axis: sum the weighted activations over k."),
-        (negative, "your map has negative values; the last step of Grad-CAM is a ReLU."),
-    ]
-    compare_outputs(name, fn, _reference_map, _cases_map(), hints, rtol=1e-6, atol=1e-9)
-    return passed(name)
-
-
-def _cases_softmax() -> list[tuple[Tensor, Tensor, int]]:
-    gen = torch.Generator().manual_seed(404)
-    cases = []
-    for n, c, h, w, target in [(1, 4, 5, 5, 0), (2, 3, 4, 6, 2), (3, 5, 3, 3, 1)]:
-        cams = torch.randn(n, c, h, w, generator=gen, dtype=torch.float64)
-        logits = torch.randn(n, c, generator=gen, dtype=torch.float64) * 2.0
-        cases.append((cams, torch.softmax(logits, dim=1), target))
-    return cases
-
-
-def _reference_softmax(cams: Tensor, probs: Tensor, target: int) -> Tensor:
-    # Z * pre-ReLU Grad-CAM of p_c on a mean-GAP head = p_c * (CAM_c - sum_j p_j CAM_j)
-    mixture = torch.einsum("nc,nchw->nhw", probs, cams)
-    return probs[:, target, None, None] * (cams[:, target] - mixture)
-
-
-def check_softmax_gradcam(fn: Callable[[Tensor, Tensor, int], Tensor]) -> None:
-    """Check ``fn(cams, probs, target) -> map``: on a mean-GAP linear head, ``Z`` times the
-    pre-ReLU Grad-CAM of the softmax probability ``p_c``, i.e. ``p_c (CAM_c - sum_j p_j CAM_j)``.
-
-    ``cams`` is ``(N, C, h, w)`` (one CAM per class), ``probs`` is ``(N, C)``, the answer ``(N, h, w)``.
+    On a mean-GAP linear head, adding a constant to the bias ``b_c`` of the explained class moves its
+    probability from ``p_before`` to ``p_after`` and multiplies the pre-ReLU Grad-CAM map of
+    ``score`` (``"softmax"`` or ``"log_softmax"``) by one positive number per image, ``factor``.
     """
-    name = "softmax_gradcam"
+    name = "bias_shift_factor"
 
-    def no_pc(got, expected, cams, probs, target):
-        return _close(got, expected / probs[:, target, None, None])
+    def only_pc(got, expected, p, q, score):
+        return score == "softmax" and _close(got, q / p)
 
-    def plain_cam(got, expected, cams, probs, target):
-        return _close(got, cams[:, target]) or _close(got, probs[:, target, None, None] * cams[:, target])
+    def unchanged(got, expected, p, q, score):
+        return _close(got, torch.ones_like(expected))
 
-    def unweighted_mean(got, expected, cams, probs, target):
-        alt = probs[:, target, None, None] * (cams[:, target] - cams.mean(dim=1))
-        return _close(got, alt)
+    def inverted(got, expected, p, q, score):
+        return _close(got, 1 / expected)
 
-    def relu(got, expected, cams, probs, target):
-        return _close(got, torch.relu(expected))
+    def log_for_softmax(got, expected, p, q, score):
+        return score == "softmax" and _close(got, _reference_factor(p, q, "log_softmax"))
+
+    def softmax_for_log(got, expected, p, q, score):
+        return score == "log_softmax" and _close(got, _reference_factor(p, q, "softmax"))
 
     hints = [
-        (no_pc, "your map is missing the overall factor p_c: the derivative of p_c is "
-                "p_c * (dY_c - sum_j p_j dY_j). Without p_c you have the log-softmax map."),
-        (plain_cam, "your map ignores the other classes. Differentiating the softmax subtracts the "
-                    "probability-weighted average of all the classes' CAMs."),
-        (unweighted_mean, "you subtracted the plain mean of the CAMs; each class's CAM must be "
-                          "weighted by its probability p_j."),
-        (relu, "the exercise asks for the map before the ReLU."),
+        (unchanged, "the map does change size: the probabilities in front of the CAM differences move "
+                    "when b_c moves. Write the map in its second form, a sum over j != c."),
+        (inverted, "your factor is upside down: it should be the map after the shift divided by the map "
+                   "before."),
+        (only_pc, "you have the change of the factor p_c in front, but the sum over j != c also changes: "
+                  "what does sum_{j != c} p_j equal?"),
+        (log_for_softmax, "this is right for the log-softmax map; the softmax map has one more factor in "
+                          "front of the sum."),
+        (softmax_for_log, "the log-softmax map has no factor p_c in front of the sum; only the sum over "
+                          "j != c changes."),
     ]
-    compare_outputs(name, fn, _reference_softmax, _cases_softmax(), hints, rtol=1e-6, atol=1e-9)
+    compare_outputs(name, fn, _reference_factor, _cases_factor(), hints, rtol=1e-6, atol=1e-10)
     return passed(name)
 
+
+# --------------------------------------------------------------------------- a score Grad-CAM cannot see
+
+
+def _blind_cases() -> list[Tensor]:
+    gen = torch.Generator().manual_seed(44)
+    return [torch.rand(shape, generator=gen, dtype=torch.float64) * 2.0 for shape in [(2, 3, 4, 4), (1, 2, 5, 3), (3, 4, 6, 6)]]
+
+
+def check_blind_score(fn: Callable[[Tensor], Tensor]) -> None:
+    """Check ``fn(activations) -> scores``: ``(N, K, h, w)`` non-negative activations to ``(N,)`` scores
+    that depend on the activations (a non-zero gradient for every image) while every Grad-CAM weight,
+    the average of the gradient over the positions of a channel, is zero, so the Grad-CAM map is zero.
+    """
+    name = "blind_score"
+    for number, activations in enumerate(_blind_cases(), start=1):
+        a = activations.clone().requires_grad_(True)
+        try:
+            scores = fn(a)
+        except NotImplementedError:
+            raise
+        except Exception as error:
+            raise ExerciseError(f"{name}: your function raised {type(error).__name__}: {error} on test case "
+                                f"{number} (activations of shape {tuple(a.shape)}).") from error
+        if not isinstance(scores, Tensor) or scores.shape != (a.shape[0],):
+            shape = tuple(scores.shape) if isinstance(scores, Tensor) else type(scores).__name__
+            raise ExerciseError(f"{name}: on test case {number} the activations have shape {tuple(a.shape)}, so "
+                                f"the answer should be one score per image, shape ({a.shape[0]},); got {shape}.")
+        if not scores.requires_grad:
+            raise ExerciseError(f"{name}: on test case {number} your score does not depend on the activations "
+                                "(it carries no gradient). A zero map is then the right answer; find a score "
+                                "that does depend on them.")
+        (gradients,) = torch.autograd.grad(scores.sum(), a, allow_unused=True)
+        if gradients is None:
+            gradients = torch.zeros_like(a)
+        per_image = gradients.flatten(1).abs().amax(dim=1)
+        if bool((per_image <= 1e-9).any()):
+            n = int((per_image <= 1e-9).nonzero()[0])
+            raise ExerciseError(f"{name}: on test case {number} the score of image {n} does not depend on the "
+                                "activations (its gradient is zero everywhere), so its zero map would be right. "
+                                "Find a score that depends on them.")
+        weights = gradients.mean(dim=(2, 3))
+        worst = weights.abs().max()
+        if float(worst) > 1e-9 * (1 + float(gradients.abs().max())):
+            n, k = (int(i) for i in (weights.abs() == worst).nonzero()[0])
+            raise ExerciseError(
+                f"{name}: on test case {number} channel {k} of image {n} gets the Grad-CAM weight "
+                f"{float(weights[n, k]):.4g}, not 0. The weight of a channel is the average of the gradient "
+                "over its positions: make the sensitivities within each channel cancel, for any activations."
+            )
+    return passed(name)
