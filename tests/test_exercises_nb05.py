@@ -1,90 +1,127 @@
-"""The notebook-05 checks accept the reference answers and reject typical mistakes with a hint."""
+"""The notebook-05 check accepts real counterexamples, agrees with camlib's maps, and rejects near misses
+with a hint that names the missing idea without writing an example."""
 
 import pytest
 import torch
 
+import camlib
 from camlib.exercises import nb05
 from camlib.exercises._check import ExerciseError
+from tiny_nets import gap_net, images
 
 
-def good_alpha(g, a):
-    s = a.sum(dim=(2, 3), keepdim=True)
-    alpha = 1.0 / (2.0 + s * g)
-    return torch.where(g != 0, alpha, torch.zeros_like(alpha))
+def good_example():
+    a = torch.zeros(1, 2, 8, 8, dtype=torch.float64)
+    g = torch.zeros(1, 2, 8, 8, dtype=torch.float64)
+    a[0, 0, 1, 1] = 2.0              # channel 0: one blob, one large gradient -> s g = 20, alpha = 1/22
+    g[0, 0, 1, 1] = 10.0
+    a[0, 1, 6, 6] = 2.0              # channel 1: the same Grad-CAM+ weight, spread thin -> alpha close to 1/2
+    g[0, 1] = 10.0 / 64
+    return a, g
 
 
-def good_pp_weights(g, a):
-    return (good_alpha(g, a) * torch.relu(g)).sum(dim=(2, 3))
+def test_a_counterexample_passes_and_says_its_cosine(capsys):
+    assert nb05.check_pp_counterexample(good_example) is None
+    out = capsys.readouterr().out
+    assert "Correct:" in out and "Grad-CAM+ maps is 0.7" in out
 
 
-def good_plus_weights(g):
-    return torch.relu(g).mean(dim=(2, 3))
+def test_the_check_computes_the_maps_camlib_computes():
+    model, x = gap_net(seed=1), images(n=2, size=8, seed=2)
+    pp = camlib.grad_cam_pp(model, x, "features", target=[0, 2])
+    plus = camlib.grad_cam_plus(model, x, "features", target=[0, 2])
+    ours_pp, ours_plus = nb05.pp_and_plus_maps(pp.activations, pp.gradients)
+    assert torch.allclose(ours_pp, pp.map, rtol=1e-12, atol=1e-15)
+    assert torch.allclose(ours_plus, plus.map, rtol=1e-12, atol=1e-15)
 
 
-def test_reference_answers_pass(capsys):
-    assert nb05.check_gradcampp_alpha(good_alpha) is None
-    assert nb05.check_gradcampp_weights(good_pp_weights) is None
-    assert nb05.check_gradcam_plus_weights(good_plus_weights) is None
-    assert capsys.readouterr().out.count("Correct:") == 3
+def _uniform(a_value=1.0, g_value=0.01):
+    a = torch.full((1, 3, 4, 4), a_value, dtype=torch.float64)
+    return a, torch.full_like(a, g_value)
 
 
-def mixed_alpha(g, a):
-    third = (a * g**3).sum(dim=(2, 3), keepdim=True)
-    return torch.nan_to_num(g**2 / (2 * g**2 + third))
+def _same_products():
+    a, g = _uniform()
+    a[0, 0, :2] = 0.0                # the channels light different places ...
+    a[0, 1, 2:] = 0.0
+    g[:] = 5.0                       # ... but every channel has the same large product s_k g
+    return a, g
 
 
-def eps_alpha(g, a):
-    s = a.sum(dim=(2, 3), keepdim=True)
-    return g**2 / (2 * g**2 + s * g**3 + 1e-6)
-
-
-@pytest.mark.parametrize(
-    "wrong, message",
-    [
-        (lambda g, a: g**2 / (2 * g**2 + a.sum(dim=(2, 3), keepdim=True) * g**3), "NaN"),
-        (mixed_alpha, "mixed indices"),
-        (eps_alpha, "epsilon"),
-        (lambda g, a: torch.where(g != 0, 1 / (2 + a.mean(dim=(2, 3), keepdim=True) * g), 0 * g), "SUM"),
-        (lambda g, a: 1 / (2 + a.sum(dim=(2, 3), keepdim=True) * g), "where g = 0"),
-    ],
-)
-def test_alpha_rejects(wrong, message):
-    with pytest.raises(ExerciseError, match=message):
-        nb05.check_gradcampp_alpha(wrong)
-
-
-@pytest.mark.parametrize(
-    "wrong, message",
-    [
-        (lambda g, a: (good_alpha(g, a) * g).sum(dim=(2, 3)), "signed gradient"),
-        (lambda g, a: torch.relu((good_alpha(g, a) * g).sum(dim=(2, 3))), "inside the sum"),
-        (lambda g, a: (good_alpha(g, a) * torch.relu(g)).mean(dim=(2, 3)), "too small"),
-        (lambda g, a: (mixed_alpha(g, a) * torch.relu(g)).sum(dim=(2, 3)), "mixed-index"),
-        (lambda g, a: (good_alpha(g, a) * (g > 0)).sum(dim=(2, 3)), "forgot to multiply"),
-    ],
-)
-def test_pp_weights_rejects(wrong, message):
-    with pytest.raises(ExerciseError, match=message):
-        nb05.check_gradcampp_weights(wrong)
+def _one_dominant():
+    a, g = good_example()
+    a[0, 1, 6, 6] = 0.001            # channel 1 is too faint to matter: channel 0 dominates both maps
+    return a, g
 
 
 @pytest.mark.parametrize(
     "wrong, message",
     [
-        (lambda g: torch.relu(g.mean(dim=(2, 3))), "clipped the averaged gradient"),
-        (lambda g: g.mean(dim=(2, 3)), "plain Grad-CAM weights"),
-        (lambda g: torch.relu(g).sum(dim=(2, 3)), "too large"),
-        (lambda g: g.abs().mean(dim=(2, 3)), r"\|g\|"),
+        (lambda: _uniform(), "every product s_k g_max is below 0.5"),
+        (_same_products, "of the same size in every active channel"),
+        (_one_dominant, "one channel dominates"),
+        (lambda: (-torch.ones(1, 2, 3, 3), torch.ones(1, 2, 3, 3)), "negative"),
+        (lambda: (torch.ones(1, 2, 3, 3), -torch.ones(1, 2, 3, 3)), "no gradient is positive"),
+        (lambda: (torch.ones(2, 3, 3), torch.ones(2, 3, 3)), r"shape \(1, K, h, w\)"),
+        (lambda: torch.ones(1, 2, 3, 3), "two tensors"),
+        (lambda: (torch.ones(1, 2, 3, 3), torch.full((1, 2, 3, 3), float("nan"))), "NaN"),
     ],
 )
-def test_plus_weights_rejects(wrong, message):
-    with pytest.raises(ExerciseError, match=message):
-        nb05.check_gradcam_plus_weights(wrong)
+def test_near_misses_are_rejected_with_a_hint(wrong, message):
+    with pytest.raises(ExerciseError, match=message) as error:
+        nb05.check_pp_counterexample(wrong)
+    assert "10.0 / 64" not in str(error.value)
 
 
-def test_not_implemented_passes_through():
-    def stub(g, a):
+def test_not_implemented_passes_through_and_crashes_are_reported():
+    def stub():
         raise NotImplementedError
 
     with pytest.raises(NotImplementedError):
-        nb05.check_gradcampp_alpha(stub)
+        nb05.check_pp_counterexample(stub)
+    with pytest.raises(ExerciseError, match="raised ZeroDivisionError"):
+        nb05.check_pp_counterexample(lambda: 1 / 0)
+
+
+def good_discrimination():
+    a = torch.zeros(1, 2, 2, 2, dtype=torch.float64)
+    a[0, 0, 0, 0] = 1.0                  # channel 0 lights the true class's object ...
+    a[0, 1, 1, 1] = 1.0                  # ... channel 1 another place
+    g_true = torch.zeros_like(a)
+    g_true[0, 0] = 1.0
+    g_true[0, 1] = -1.0
+    g_wrong = torch.zeros_like(a)
+    g_wrong[0, 0] = torch.tensor([[1.0, -2.0], [-2.0, -2.0]])   # negative on average, one positive entry
+    g_wrong[0, 1] = 0.01
+    return a, g_true, g_wrong
+
+
+def test_a_discrimination_counterexample_passes(capsys):
+    assert nb05.check_discrimination_counterexample(good_discrimination) is None
+    assert "Correct:" in capsys.readouterr().out
+
+
+def _same_gradients():
+    a, g_true, _ = good_discrimination()
+    return a, g_true, g_true.clone()
+
+
+def _opposite_gradients():
+    a, g_true, _ = good_discrimination()
+    return a, g_true, -g_true
+
+
+@pytest.mark.parametrize(
+    "wrong, message",
+    [
+        (_same_gradients, "negative average gradient"),
+        (_opposite_gradients, "positive parts of the gradients"),
+        (lambda: (torch.ones(1, 2, 2, 2), -torch.ones(1, 2, 2, 2), torch.ones(1, 2, 2, 2)), "zero everywhere"),
+        (lambda: (torch.ones(1, 2, 2, 2), torch.ones(1, 2, 2, 2)), "3 tensors"),
+        (lambda: (-torch.ones(1, 2, 2, 2), torch.ones(1, 2, 2, 2), torch.ones(1, 2, 2, 2)), "negative"),
+    ],
+)
+def test_discrimination_near_misses_are_rejected_with_a_hint(wrong, message):
+    with pytest.raises(ExerciseError, match=message) as error:
+        nb05.check_discrimination_counterexample(wrong)
+    assert "-2.0" not in str(error.value)

@@ -1,12 +1,14 @@
 """Exercise checks for notebook 05 (Grad-CAM++ and Grad-CAM with positive gradients).
 
-Each ``check_*`` runs the learner's function on several seeded inputs, compares it with a
-reference, and raises :class:`~camlib.exercises._check.ExerciseError` naming what differs and
-the likely mistake (mixed denominator indices, an epsilon, a forgotten mask or ReLU). It prints
-one success line when every case agrees.
+* :func:`check_discrimination_counterexample`: activations and the gradients of two classes for which
+  Grad-CAM tells the classes apart (cosine of their maps below 0.3) while Grad-CAM+ does not (above 0.95).
+* :func:`check_pp_counterexample`: a counterexample to "Grad-CAM++ is Grad-CAM+ up to a factor", i.e.
+  activations ``A >= 0`` and gradients ``g`` of one image whose Grad-CAM++ map (eq. 19, alpha = 0 where
+  g = 0, no epsilon) and Grad-CAM+ map point in clearly different directions (cosine below 0.9).
 
-Shapes: activations ``A`` and gradients ``g = dY/dA`` of the logit ``Y`` are ``(N, K, h, w)``
-with ``A >= 0`` (a post-ReLU layer); channel weights are ``(N, K)``.
+The check computes both maps itself and, when the example does not work, says which idea is missing
+(non-negative activations, a positive gradient, products ``s_k g`` that differ between channels,
+channels that light different positions) without writing an example.
 """
 
 from __future__ import annotations
@@ -16,166 +18,136 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from ._check import compare_outputs, passed
+from ._check import ExerciseError
 
-__all__ = ["check_gradcampp_alpha", "check_gradcampp_weights", "check_gradcam_plus_weights"]
+__all__ = ["COSINE_BELOW", "GRAD_CAM_BELOW", "GRAD_CAM_PLUS_ABOVE", "pp_and_plus_maps", "check_pp_counterexample",
+           "check_discrimination_counterexample"]
 
-
-def _cases() -> list[tuple[Tensor, Tensor]]:
-    """Gradients with exact zeros and both signs; non-negative activations.
-
-    The last case has tiny gradients (|g| ~ 1e-3, g^2 ~ 1e-6), where an epsilon of 1e-6 in the
-    denominator is no longer negligible.
-    """
-    gen = torch.Generator().manual_seed(5)
-    cases = []
-    for (n, k, h, w), scale in [((1, 3, 4, 4), 0.05), ((2, 4, 3, 5), 0.1), ((2, 3, 5, 5), 1e-3)]:
-        activations = torch.rand(n, k, h, w, generator=gen, dtype=torch.float64)
-        activations[activations < 0.2] = 0.0  # post-ReLU maps have exact zeros
-        gradients = torch.randn(n, k, h, w, generator=gen, dtype=torch.float64) * scale
-        gradients[torch.rand(n, k, h, w, generator=gen) < 0.25] = 0.0  # dead paths
-        cases.append((gradients, activations))
-    return cases
+#: the cosine between the two maps that a counterexample must stay below
+COSINE_BELOW = 0.9
+#: class discrimination: the cosine of the two classes' Grad-CAM maps must be below this ...
+GRAD_CAM_BELOW = 0.3
+#: ... and that of their Grad-CAM+ maps above this
+GRAD_CAM_PLUS_ABOVE = 0.95
 
 
-def _reference_alpha(gradients: Tensor, activations: Tensor) -> Tensor:
-    # eq. 19: alpha = g^2 / (2 g^2 + s_k g^3) with s_k = sum_ab A^k_ab, and alpha = 0 where g = 0
+def pp_and_plus_maps(activations: Tensor, gradients: Tensor) -> tuple[Tensor, Tensor]:
+    """The Grad-CAM++ (eq. 19) and Grad-CAM+ maps ``(N, h, w)`` after their ReLU, from ``A`` and ``g``."""
     s = activations.sum(dim=(2, 3), keepdim=True)
-    g2 = gradients**2
-    denominator = 2 * g2 + s * gradients**3
-    safe = torch.where(gradients != 0, denominator, torch.ones_like(denominator))
-    return torch.where(gradients != 0, g2 / safe, torch.zeros_like(g2))
+    denominator = torch.where(gradients != 0, 2.0 + s * gradients, torch.ones_like(gradients))
+    alpha = torch.where((gradients != 0) & (denominator != 0), 1.0 / denominator, torch.zeros_like(gradients))
+    w_pp = (alpha * torch.relu(gradients)).sum(dim=(2, 3))
+    w_plus = torch.relu(gradients).mean(dim=(2, 3))
+    pp = torch.relu((w_pp[:, :, None, None] * activations).sum(dim=1))
+    plus = torch.relu((w_plus[:, :, None, None] * activations).sum(dim=1))
+    return pp, plus
 
 
-def _reference_pp_weights(gradients: Tensor, activations: Tensor) -> Tensor:
-    # w_k = sum_ij alpha_ij ReLU(g_ij)
-    return (_reference_alpha(gradients, activations) * torch.relu(gradients)).sum(dim=(2, 3))
+def _cosine(a: Tensor, b: Tensor) -> float:
+    a, b = a.flatten(), b.flatten()
+    return float(a @ b / (a.norm() * b.norm()).clamp_min(1e-300))
 
 
-def _reference_plus_weights(gradients: Tensor) -> Tensor:
-    # w+_k = (1/Z) sum_ij ReLU(g_ij)
-    return torch.relu(gradients).mean(dim=(2, 3))
-
-
-def _close(a: Tensor, b: Tensor) -> bool:
-    if a.shape != b.shape:
-        return False
-    return torch.allclose(a.to(b.dtype), b, rtol=1e-5, atol=1e-8, equal_nan=True)
-
-
-def _alpha_with(gradients: Tensor, activations: Tensor, *, mixed=False, eps=0.0, mean=False) -> Tensor:
-    if mean:
-        s = activations.mean(dim=(2, 3), keepdim=True)
+def check_pp_counterexample(fn: Callable[[], tuple[Tensor, Tensor]]) -> None:
+    """Check ``fn() -> (activations, gradients)``, two tensors of one shape ``(1, K, h, w)``, ``A >= 0``,
+    for which the Grad-CAM++ and Grad-CAM+ maps have a cosine below :data:`COSINE_BELOW`."""
+    name = "pp_counterexample"
+    try:
+        answer = fn()
+    except NotImplementedError:
+        raise
+    except Exception as error:
+        raise ExerciseError(f"{name}: your function raised {type(error).__name__}: {error}.") from error
+    if not (isinstance(answer, (tuple, list)) and len(answer) == 2 and all(isinstance(t, Tensor) for t in answer)):
+        raise ExerciseError(f"{name}: return two tensors, (activations, gradients); got {type(answer).__name__}.")
+    a, g = (t.detach().to(torch.float64) for t in answer)
+    if a.dim() != 4 or a.shape != g.shape or a.shape[0] != 1:
+        raise ExerciseError(f"{name}: activations and gradients must both have shape (1, K, h, w); got "
+                            f"{tuple(a.shape)} and {tuple(g.shape)}.")
+    if not (torch.isfinite(a).all() and torch.isfinite(g).all()):
+        raise ExerciseError(f"{name}: your tensors contain NaN or infinite values.")
+    if bool((a < 0).any()):
+        raise ExerciseError(f"{name}: some activations are negative. The layer is the output of a ReLU, so A >= 0; "
+                            "the sandwich bound, and this exercise, assume it.")
+    if not bool((g > 0).any()):
+        raise ExerciseError(f"{name}: no gradient is positive, so both maps are zero and there is nothing to compare. "
+                            "Only positive gradients contribute to either method.")
+    pp, plus = pp_and_plus_maps(a, g)
+    if float(pp.abs().max()) == 0.0 or float(plus.abs().max()) == 0.0:
+        raise ExerciseError(f"{name}: one of the maps is zero everywhere: a channel with a positive gradient must "
+                            "also have some activation.")
+    cosine = _cosine(pp, plus)
+    if cosine < COSINE_BELOW:
+        print(f"Correct: {name}: a counterexample, the cosine between the Grad-CAM++ and the Grad-CAM+ maps is "
+              f"{cosine:.3f} < {COSINE_BELOW}.")
+        return None
+    s = a.sum(dim=(2, 3))
+    g_max = g.amax(dim=(2, 3)).clamp_min(0)
+    active = (torch.relu(g).sum(dim=(2, 3)) > 0) & (s > 0)
+    products = (s * g_max)[active]
+    message = f"{name}: the two maps still agree (cosine {cosine:.4f}, it should be below {COSINE_BELOW})."
+    if float(products.max()) < 0.5:
+        hint = ("every product s_k g_max is below 0.5, so every alpha is close to 1/2 and Grad-CAM++ is Grad-CAM+ "
+                "up to one factor (the sandwich bound). Some channel needs a large product.")
+    elif float(products.max()) < 3 * float(products.min()):
+        hint = ("the products s_k g_max are of the same size in every active channel, so the channels are shrunk "
+                "by similar factors, and a common factor does not change the map's direction. Make them differ "
+                "between channels.")
     else:
-        s = activations.sum(dim=(2, 3), keepdim=True)
-    g2 = gradients**2
-    if mixed:
-        third = (activations * gradients**3).sum(dim=(2, 3), keepdim=True)
-    else:
-        third = s * gradients**3
-    denominator = 2 * g2 + third + eps
-    safe = torch.where(denominator != 0, denominator, torch.ones_like(denominator))
-    return torch.where(gradients != 0, g2 / safe, torch.zeros_like(g2))
+        hint = ("the channels are shrunk by different factors, but the map's direction does not move much: either "
+                "one channel dominates both maps, or the channels light the same positions. Let channels with "
+                "different products light different positions, with comparable Grad-CAM+ weights.")
+    raise ExerciseError(f"{message}\nHint: {hint}")
 
 
-def check_gradcampp_alpha(fn: Callable[[Tensor, Tensor], Tensor]) -> None:
-    """Check ``fn(gradients, activations) -> alpha`` (same shape as the gradients):
-    ``alpha = g^2 / (2 g^2 + (sum_ab A^k_ab) g^3)``, with ``alpha = 0`` where ``g = 0``."""
-    name = "gradcampp_alpha"
-
-    def has_nan(got, expected, gradients, activations):
-        return bool(torch.isnan(got).any() or torch.isinf(got).any())
-
-    def mixed(got, expected, gradients, activations):
-        return _close(got, _alpha_with(gradients, activations, mixed=True))
-
-    def eps(got, expected, gradients, activations):
-        return any(_close(got, _alpha_with(gradients, activations, eps=e)) for e in (1e-5, 1e-6, 1e-7, 1e-8))
-
-    def mean_s(got, expected, gradients, activations):
-        return _close(got, _alpha_with(gradients, activations, mean=True))
-
-    def unmasked(got, expected, gradients, activations):
-        zero = gradients == 0
-        return bool(zero.any()) and _close(got[~zero], expected[~zero]) and not _close(got[zero], expected[zero])
-
-    hints = [
-        (has_nan, "your alpha has NaN or inf values. Where g = 0 the formula is 0/0: define alpha = 0 "
-                  "there (torch.where), and compute the division only where g != 0."),
-        (mixed, "your denominator uses sum_ab A_ab * g_ab^3 (mixed indices). In eq. 19 the activation "
-                "sum s_k = sum_ab A^k_ab multiplies g_ij^3 at the SAME pixel (i, j) as the numerator."),
-        (eps, "an epsilon in the denominator changes the answer when g^2 is of the same size as the "
-              "epsilon (test case 3 has |g| ~ 1e-3). Handle g = 0 with a mask instead."),
-        (mean_s, "s_k is the SUM of the activations of channel k over all positions, not their mean."),
-        (unmasked, "your alpha is right where g != 0 but not where g = 0: the reference sets alpha = 0 "
-                   "where the gradient is exactly zero."),
-    ]
-    compare_outputs(name, fn, _reference_alpha, _cases(), hints, rtol=1e-6, atol=1e-9)
-    return passed(name)
+def _tensors(name: str, answer, count: int) -> list[Tensor]:
+    if not (isinstance(answer, (tuple, list)) and len(answer) == count and all(isinstance(t, Tensor) for t in answer)):
+        raise ExerciseError(f"{name}: return {count} tensors; got {type(answer).__name__}.")
+    tensors = [t.detach().to(torch.float64) for t in answer]
+    if tensors[0].dim() != 4 or tensors[0].shape[0] != 1 or any(t.shape != tensors[0].shape for t in tensors):
+        raise ExerciseError(f"{name}: every tensor must have one shape (1, K, h, w); got "
+                            f"{[tuple(t.shape) for t in tensors]}.")
+    if not all(torch.isfinite(t).all() for t in tensors):
+        raise ExerciseError(f"{name}: your tensors contain NaN or infinite values.")
+    if bool((tensors[0] < 0).any()):
+        raise ExerciseError(f"{name}: some activations are negative. The layer is the output of a ReLU, so A >= 0.")
+    return tensors
 
 
-def check_gradcampp_weights(fn: Callable[[Tensor, Tensor], Tensor]) -> None:
-    """Check ``fn(gradients, activations) -> weights`` of shape ``(N, K)``:
-    ``w_k = sum_ij alpha_ij ReLU(g_ij)`` with the eq. 19 alpha."""
-    name = "gradcampp_weights"
+def check_discrimination_counterexample(fn: Callable[[], tuple[Tensor, Tensor, Tensor]]) -> None:
+    """Check ``fn() -> (activations, gradients_true, gradients_wrong)``, three tensors of one shape
+    ``(1, K, h, w)`` with ``A >= 0``: the Grad-CAM maps of the two classes must have a cosine below
+    :data:`GRAD_CAM_BELOW` and their Grad-CAM+ maps a cosine above :data:`GRAD_CAM_PLUS_ABOVE`."""
+    name = "discrimination_counterexample"
+    try:
+        answer = fn()
+    except NotImplementedError:
+        raise
+    except Exception as error:
+        raise ExerciseError(f"{name}: your function raised {type(error).__name__}: {error}.") from error
+    a, g_true, g_wrong = _tensors(name, answer, 3)
 
-    def no_relu(got, expected, gradients, activations):
-        return _close(got, (_reference_alpha(gradients, activations) * gradients).sum(dim=(2, 3)))
+    def maps(g: Tensor) -> tuple[Tensor, Tensor]:
+        grad_cam = torch.relu((g.mean(dim=(2, 3))[:, :, None, None] * a).sum(dim=1))
+        plus = torch.relu((torch.relu(g).mean(dim=(2, 3))[:, :, None, None] * a).sum(dim=1))
+        return grad_cam, plus
 
-    def averaged(got, expected, gradients, activations):
-        z = gradients.shape[2] * gradients.shape[3]
-        return _close(got * z, expected)
-
-    def relu_after(got, expected, gradients, activations):
-        return _close(got, torch.relu((_reference_alpha(gradients, activations) * gradients).sum(dim=(2, 3))))
-
-    def mixed(got, expected, gradients, activations):
-        alpha = _alpha_with(gradients, activations, mixed=True)
-        return _close(got, (alpha * torch.relu(gradients)).sum(dim=(2, 3)))
-
-    def alpha_only(got, expected, gradients, activations):
-        return _close(got, (_reference_alpha(gradients, activations) * (gradients > 0)).sum(dim=(2, 3)))
-
-    hints = [
-        (no_relu, "you multiplied alpha by the signed gradient. Grad-CAM++ keeps only positive "
-                  "gradients inside the sum: alpha * ReLU(g)."),
-        (relu_after, "the ReLU belongs to each gradient inside the sum, not to the summed weight."),
-        (averaged, "your weights are Z = h*w times too small: Grad-CAM++ sums over positions "
-                   "(alpha already plays the role of the averaging coefficient)."),
-        (mixed, "your alpha uses the mixed-index denominator sum_ab A_ab g_ab^3; use s_k * g_ij^3."),
-        (alpha_only, "you summed alpha over the positive-gradient pixels but forgot to multiply by "
-                     "the gradient itself."),
-    ]
-    compare_outputs(name, fn, _reference_pp_weights, _cases(), hints, rtol=1e-6, atol=1e-12)
-    return passed(name)
-
-
-def check_gradcam_plus_weights(fn: Callable[[Tensor], Tensor]) -> None:
-    """Check ``fn(gradients) -> weights`` of shape ``(N, K)``: the Grad-CAM+ weights
-    ``w+_k = (1/Z) sum_ij ReLU(g_ij)`` (Lerma & Lucas)."""
-    name = "gradcam_plus_weights"
-
-    def relu_of_mean(got, expected, gradients):
-        return _close(got, torch.relu(gradients.mean(dim=(2, 3))))
-
-    def no_relu(got, expected, gradients):
-        return _close(got, gradients.mean(dim=(2, 3)))
-
-    def summed(got, expected, gradients):
-        z = gradients.shape[2] * gradients.shape[3]
-        return _close(got, expected * z)
-
-    def abs_value(got, expected, gradients):
-        return _close(got, gradients.abs().mean(dim=(2, 3)))
-
-    hints = [
-        (relu_of_mean, "you clipped the averaged gradient. Grad-CAM+ clips every gradient first and "
-                       "then averages: mean(ReLU(g)), not ReLU(mean(g))."),
-        (no_relu, "these are the plain Grad-CAM weights: replace each gradient by its positive part "
-                  "before averaging."),
-        (summed, "your weights are Z = h*w times too large: average over positions instead of summing."),
-        (abs_value, "you used |g|; negative gradients must count as 0, not as positive evidence."),
-    ]
-    cases = [(gradients,) for gradients, _ in _cases()]
-    compare_outputs(name, fn, _reference_plus_weights, cases, hints, rtol=1e-6, atol=1e-12)
-    return passed(name)
+    (gc_true, plus_true), (gc_wrong, plus_wrong) = maps(g_true), maps(g_wrong)
+    empty = [label for label, m in (("Grad-CAM+ map of the true class", plus_true),
+                                    ("Grad-CAM+ map of the wrong class", plus_wrong),
+                                    ("Grad-CAM map of the true class", gc_true)) if float(m.max()) == 0.0]
+    if empty:
+        raise ExerciseError(f"{name}: the {empty[0]} is zero everywhere, so there is no shape to compare. Each of "
+                            "these maps needs a channel with activation and a positive weight.")
+    cos_gc = _cosine(gc_true, gc_wrong) if float(gc_wrong.max()) > 0 else 0.0
+    cos_plus = _cosine(plus_true, plus_wrong)
+    numbers = f"cosine of the Grad-CAM maps {cos_gc:.3f}, of the Grad-CAM+ maps {cos_plus:.3f}"
+    if cos_gc >= GRAD_CAM_BELOW:
+        raise ExerciseError(f"{name}: {numbers}; Grad-CAM must tell the classes apart (below {GRAD_CAM_BELOW}).\n"
+                            "Hint: Grad-CAM keeps the sign of each channel's average gradient. Where the true class's "
+                            "map is, the wrong class should have a negative average gradient.")
+    if cos_plus <= GRAD_CAM_PLUS_ABOVE:
+        raise ExerciseError(f"{name}: {numbers}; Grad-CAM+ must not tell them apart (above {GRAD_CAM_PLUS_ABOVE}).\n"
+                            "Hint: Grad-CAM+ only sees the positive parts of the gradients. A channel whose gradient is "
+                            "negative on average can still have some positive entries.")
+    print(f"Correct: {name}: {numbers}.")
