@@ -257,6 +257,24 @@ def test_2a_2b_2c_2d_eq19_equals_eq10_with_true_derivatives(x):
     assert torch.all(alpha[g == 0] == 0)
 
 
+def test_6_4_the_mixed_derivatives_eq10_drops_are_products_of_gradients_not_zero(x):
+    # (6.4): for S = exp(Y^c) and a piecewise-linear head, d2S / dA^l_ab dA^k_ij = e^Y g^l_ab g^k_ij almost
+    # everywhere: the whole row of second derivatives of an entry, not only its diagonal term, is of the
+    # size of the kept term e^Y (g^k_ij)^2.
+    model = deep_head_net(seed=4)
+    g = camlib.grad_cam_pp(model, x, "features", target=2).gradients
+    a = model.features(x).detach().requires_grad_(True)
+    s = torch.exp(head_of(model)(a)[:, 2])
+    (d1,) = torch.autograd.grad(s.sum(), a, create_graph=True)
+    for n, k, i, j in _nonzero_entries(g):
+        (row,) = torch.autograd.grad(d1[n, k, i, j], a, retain_graph=True)
+        ey = s[n].detach()
+        assert close(row[n], ey * g[n] * g[n, k, i, j])          # every mixed term: a product of gradients
+        assert torch.all(row[torch.arange(len(x)) != n] == 0)   # images do not interact
+        mixed = row[n].sum() - row[n, k, i, j]
+        assert abs(float(mixed)) > 0.1 * abs(float(row[n, k, i, j]))  # the dropped terms are not small
+
+
 def test_2e_exp_head_scales_weights_by_exp_Y(x):
     model = deep_head_net(seed=4)
     r = camlib.grad_cam_pp(model, x, "features")
