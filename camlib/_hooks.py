@@ -13,32 +13,90 @@ ReLU, that is the pre-ReLU conv output). The clone is an identity in autograd, s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["model_guard", "LayerCapture", "capture_layer"]
+from ._targets import check_input, check_model, find_layer, run_model, unwrap_compiled
+
+__all__ = [
+    "model_guard",
+    "outside_inference_mode",
+    "LayerCapture",
+    "capture_layer",
+    "predict",
+    "predict_with_layer",
+]
+
+F = TypeVar("F", bound=Callable)
+
+
+def outside_inference_mode(fn: F) -> F:
+    """Run ``fn`` with inference mode off (gradients off until it enables them), so that a call
+    made inside ``torch.inference_mode()`` builds its autograd graph and returns normal tensors."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if not torch.is_inference_mode_enabled():
+            return fn(*args, **kwargs)
+        with torch.inference_mode(False), torch.no_grad():
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _compiled_children(model: nn.Module) -> list[tuple[nn.Module, str, nn.Module]]:
+    """``(parent, name, compiled child)`` for every ``torch.compile``'d submodule."""
+    found = []
+    for parent in model.modules():
+        for name, child in parent._modules.items():
+            if isinstance(getattr(child, "_orig_mod", None), nn.Module):
+                found.append((parent, name, child))
+    return found
 
 
 @contextmanager
 def model_guard(model: nn.Module) -> Iterator[None]:
-    """Run the body with ``model`` in eval mode; restore every module's ``training`` flag,
-    every parameter's ``requires_grad`` and ``.grad`` afterwards, exceptions included.
+    """Run the body on ``model`` in eval mode, eagerly, outside inference mode; leave it as it was.
 
-    Explanations are computed in eval mode so that dropout is off and BatchNorm uses its
-    running statistics (and does not update them): each sample is then explained
+    Restored afterwards, exceptions included: every module's ``training`` flag, every
+    parameter's ``requires_grad`` and ``.grad``, and every buffer (a buffer the body changed in
+    place, detected by its version counter, gets its old values back; a buffer the body
+    replaced gets its old tensor back). Explanations are computed in eval mode so that dropout
+    is off and BatchNorm uses its running statistics: each sample is then explained
     independently of the rest of the batch.
+
+    ``model`` is the module itself (see ``_targets.check_model``, which unwraps a compiled
+    model); ``torch.compile``'d submodules are swapped for their original modules during the
+    body, so that hooks see eager gradients. Inside ``torch.inference_mode()`` the body runs
+    with inference mode off (and gradients off unless the body enables them), so that camlib
+    can build an autograd graph and returns normal tensors.
     """
     modes = [(m, m.training) for m in model.modules()]
     params = list(model.parameters())
     flags = [p.requires_grad for p in params]
     grads = [p.grad for p in params]
+    buffers = [
+        (module, name, buf, buf._version, buf.detach().clone())
+        for module in model.modules()
+        for name, buf in module._buffers.items()
+        if buf is not None
+    ]
+    compiled = _compiled_children(model)
+    grad_enabled = torch.is_grad_enabled()
     try:
-        model.eval()
-        yield
+        with torch.inference_mode(False), torch.set_grad_enabled(grad_enabled):
+            for parent, name, child in compiled:
+                parent._modules[name] = unwrap_compiled(child)
+            model.eval()
+            yield
     finally:
+        for parent, name, child in reversed(compiled):
+            parent._modules[name] = child
         for m, mode in modes:
             m.training = mode
         for p, flag, grad in zip(params, flags, grads):
@@ -46,6 +104,12 @@ def model_guard(model: nn.Module) -> Iterator[None]:
                 p.requires_grad_(flag)
             if p.grad is not grad:
                 p.grad = grad
+        with torch.no_grad():
+            for module, name, buf, version, saved in buffers:
+                if module._buffers.get(name) is not buf:
+                    module._buffers[name] = buf
+                if buf._version != version:
+                    buf.copy_(saved)
 
 
 class LayerCapture:
@@ -83,9 +147,8 @@ class LayerCapture:
         a = self.outputs[0]
         if a.ndim != 4:
             raise ValueError(
-                f"layer {self.name!r} outputs shape {tuple(a.shape)}; CAM methods need a 4-D "
-                "(N, K, h, w) feature map. Choose a convolutional block, e.g. the last one before "
-                "the pooling."
+                f"layer {self.name!r} outputs shape {tuple(a.shape)}, not a 4-D (N, K, h, w) feature "
+                "map. Choose a convolutional block, e.g. the last one before the pooling."
             )
         return a
 
@@ -99,3 +162,22 @@ def capture_layer(module: nn.Module, name: str) -> Iterator[LayerCapture]:
         yield cap
     finally:
         handle.remove()
+
+
+def predict(model: nn.Module, x: Tensor, batch_size: int | None = None) -> Tensor:
+    """``model(x)`` for the course layer (widgets, figures): checked, under :func:`model_guard`
+    and ``torch.no_grad()``, so that it is the eval-mode output the methods explain."""
+    model = check_model(model)
+    with model_guard(model), torch.no_grad():
+        return run_model(model, check_input(x, model), batch_size)
+
+
+def predict_with_layer(model: nn.Module, x: Tensor, layer: object) -> tuple[Tensor, Tensor]:
+    """``(model(x), A)`` with ``A`` the (N, K, h, w) output of ``layer``, as :func:`predict` runs it."""
+    model = check_model(model)
+    name, module = find_layer(model, layer)
+    with model_guard(model), torch.no_grad():
+        x = check_input(x, model)
+        with capture_layer(module, name) as cap:
+            out = run_model(model, x)
+        return out, cap.single()

@@ -8,8 +8,9 @@
   (Sundararajan et al. 2017, §2.2) must give the same explanation.
 
 Each returns a :class:`camlib.metrics.MetricResult` (per-sample ``values`` and ``mean``).
-All forward passes run under ``torch.no_grad()`` and leave the model's mode and hooks as they
-were. Scores are the pre-softmax logit unless ``score=`` says otherwise, as in the methods.
+Every forward pass runs under ``torch.no_grad()`` and camlib's model guard (eval mode; modes,
+``requires_grad``, ``.grad``, buffers and hooks left as they were). The score is the one the
+result was computed with (its ``score_kind``) unless ``score=`` says otherwise.
 """
 
 from __future__ import annotations
@@ -19,7 +20,19 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
-from .metrics import MetricResult, _check_images, _forward, _pick, _resolve_target
+from ._hooks import model_guard, outside_inference_mode
+from ._targets import (
+    baseline_like,
+    check_count,
+    check_input,
+    check_model,
+    check_score,
+    find_layer,
+    resolve_target,
+    run_model,
+    select_score,
+)
+from .metrics import MetricResult
 from .results import Attribution, CamResult
 
 __all__ = [
@@ -30,57 +43,59 @@ __all__ = [
 ]
 
 
-def _layer(model: nn.Module, layer: nn.Module | str) -> nn.Module:
-    if isinstance(layer, nn.Module):
-        if not any(m is layer for m in model.modules()):
-            raise ValueError("layer is a module that is not inside model; pass one of model's modules or its dotted name.")
-        return layer
-    if isinstance(layer, str):
-        names = [n for n, _ in model.named_modules() if n]
-        if layer not in names:
-            close = [n for n in names if layer.split(".")[0] in n][:8] or names[:8]
-            raise ValueError(f"no layer named {layer!r} in the model; some valid names: {close}.")
-        return model.get_submodule(layer)
-    raise TypeError(f"layer must be an nn.Module or a dotted name, got {type(layer).__name__}.")
-
-
 def _need(result: Any, kind: type, what: str) -> None:
     if not isinstance(result, kind):
         raise TypeError(f"{what} needs a {kind.__name__}, got {type(result).__name__}.")
 
 
+def _matching(result: CamResult | Attribution, x: Tensor) -> Tensor:
+    """The result's target, checked to have one entry per image of ``x``."""
+    t = result.target
+    if not isinstance(t, Tensor) or t.ndim != 1 or t.shape[0] != x.shape[0]:
+        got = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
+        raise ValueError(
+            f"the result explains a batch of target shape {got} but x has N = {x.shape[0]} images: "
+            "pass the input the result was computed for."
+        )
+    return t.to(x.device)
+
+
+def _score_of(result: CamResult | Attribution, score: str | None, model: nn.Module) -> str:
+    return check_score(result.score_kind if score is None else score, model)
+
+
+@outside_inference_mode
 def completeness(
     model: nn.Module,
     x: Tensor,
     attribution: Attribution,
     baseline: Tensor | float | None = None,
-    score: str = "logit",
+    score: str | None = None,
 ) -> MetricResult:
     """Completeness error ``|sum_i values_i - (F(x) - F(x'))|`` per sample.
 
-    ``F`` is the score of ``attribution.target`` (logit by default; pass the ``score`` the
-    attribution was computed with), recomputed here by two forward passes, independently of
-    the method's own ``delta``. ``baseline`` ``x'`` defaults to zeros (the IG default, black
-    for the course models); give the one the attribution used. ``extras["signed"]`` holds the
-    signed error ``sum - (F(x) - F(x'))`` and ``extras["gap"]`` the difference ``F(x) - F(x')``.
-    Only path methods (IG) are complete; for saliency the number measures how far it is.
+    ``F`` is the score of ``attribution.target`` in the attribution's own score space
+    (``attribution.score_kind``, unless ``score`` says otherwise), recomputed here by two
+    forward passes, independently of the method's own ``delta``. ``baseline`` ``x'`` defaults
+    to zeros (the IG default, black for the course models); give the one the attribution used.
+    ``extras["signed"]`` holds the signed error ``sum - (F(x) - F(x'))`` and ``extras["gap"]``
+    the difference ``F(x) - F(x')``. Only path methods (IG) are complete; for saliency the
+    number measures how far it is.
     """
     _need(attribution, Attribution, "completeness")
-    x = _check_images(x)
-    if attribution.values.shape != x.shape:
-        raise ValueError(
-            f"attribution values {tuple(attribution.values.shape)} do not match x {tuple(x.shape)}: "
-            "pass the input the attribution was computed for."
-        )
-    if baseline is None:
-        base = torch.zeros_like(x)
-    elif isinstance(baseline, (int, float)):
-        base = torch.full_like(x, float(baseline))
-    else:
-        base = baseline.to(device=x.device, dtype=x.dtype).expand_as(x)
-    tgt = attribution.target.to(x.device)
-    fx = _pick(_forward(model, x, 64), tgt, score)
-    fb = _pick(_forward(model, base, 64), tgt, score)
+    model = check_model(model)
+    score = _score_of(attribution, score, model)
+    with model_guard(model), torch.no_grad():
+        x = check_input(x, model)
+        if attribution.values.shape != x.shape:
+            raise ValueError(
+                f"attribution values {tuple(attribution.values.shape)} do not match x {tuple(x.shape)}: "
+                "pass the input the attribution was computed for."
+            )
+        tgt = _matching(attribution, x)
+        base = baseline_like(baseline, x)
+        fx = select_score(run_model(model, x), tgt, score, model)
+        fb = select_score(run_model(model, base), tgt, score, model)
     total = attribution.values.detach().flatten(1).to(fx.dtype).sum(1)
     signed = total - (fx - fb)
     return MetricResult("completeness", signed.abs(), {"signed": signed, "gap": fx - fb})
@@ -89,7 +104,10 @@ def completeness(
 def _channel_zeroed_scores(
     model: nn.Module, x: Tensor, layer: nn.Module, target: Tensor, score: str, batch_size: int
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Score with the layer intact (N,), with each channel zeroed (N, K), and the activations."""
+    """Score with the layer intact (N,), with each channel zeroed (N, K), and the activations.
+
+    Runs inside the caller's model guard, under ``torch.no_grad()``.
+    """
     state: dict[str, Any] = {"keep": None, "acts": []}
 
     def hook(_m: nn.Module, _inp: Any, out: Any) -> Any:
@@ -103,48 +121,57 @@ def _channel_zeroed_scores(
 
     handle = layer.register_forward_hook(hook)
     try:
-        with torch.no_grad():
-            s = _pick(torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]), target, score)
-            acts = torch.cat(state["acts"])
-            n, k = acts.shape[:2]
-            pairs = torch.cartesian_prod(torch.arange(n), torch.arange(k))  # (n*k, 2)
-            zeroed = torch.empty(n * k, dtype=s.dtype, device=s.device)
-            for j in range(0, n * k, batch_size):
-                chunk = pairs[j : j + batch_size]
-                keep = torch.ones(len(chunk), k, device=x.device)
-                keep[torch.arange(len(chunk)), chunk[:, 1]] = 0.0
-                state["keep"] = keep
-                out = model(x[chunk[:, 0].to(x.device)])
-                zeroed[j : j + len(chunk)] = _pick(out, target[chunk[:, 0].to(target.device)], score)
-            state["keep"] = None
+        s = select_score(run_model(model, x, batch_size), target, score, model)
+        if not state["acts"]:
+            raise ValueError("the layer did not run during the forward pass; pass a layer the model uses.")
+        acts = torch.cat(state["acts"])
+        if acts.shape[0] != x.shape[0]:
+            raise ValueError("the layer ran more than once per forward pass; pass a layer that runs once.")
+        n, k = acts.shape[:2]
+        pairs = torch.cartesian_prod(torch.arange(n), torch.arange(k))  # (n*k, 2)
+        zeroed = torch.empty(n * k, dtype=s.dtype, device=s.device)
+        for j in range(0, n * k, batch_size):
+            chunk = pairs[j : j + batch_size]
+            keep = torch.ones(len(chunk), k, device=x.device)
+            keep[torch.arange(len(chunk)), chunk[:, 1]] = 0.0
+            state["keep"] = keep
+            rows = chunk[:, 0].to(x.device)
+            zeroed[j : j + len(chunk)] = select_score(run_model(model, x[rows]), target[rows], score, model)
+        state["keep"] = None
     finally:
         handle.remove()
     return s, zeroed.view(n, k), acts
 
 
+@outside_inference_mode
 def sensitivity_violation(
     model: nn.Module,
     x: Tensor,
     layer: nn.Module | str,
     result: CamResult,
-    score: str = "logit",
+    score: str | None = None,
     batch_size: int = 64,
 ) -> MetricResult:
     """XGrad-CAM Sensitivity violation (Fu et al. 2020): ``sum_k |S(A) - S(A_{k->0}) - w_k sum_xy A^k|``.
 
-    ``S`` is the target's score (logit by default) of the model, ``A`` the output of ``layer``
-    on ``x``, ``A_{k->0}`` the same with channel ``k`` set to zero (a forward hook replaces the
-    layer's output), ``w`` = ``result.weights``. The axiom asks that removing a channel lowers
-    the score by exactly that channel's share of the map. Exact (0) for Grad-CAM and XGrad-CAM
-    on a GAP -> linear head (MATH §14, 3f), first order only in deeper heads. The value is scale
-    dependent: CAM's weights (``w_k``, not ``w_k / Z``) violate it on a mean-GAP head.
-    Cost: ``1 + K`` forward passes per image. ``extras["per_channel"]``: (N, K) signed terms.
+    ``S`` is the target's score (the result's ``score_kind`` unless ``score`` says otherwise) of
+    the model, ``A`` the output of ``layer`` on ``x``, ``A_{k->0}`` the same with channel ``k`` set
+    to zero (a forward hook replaces the layer's output), ``w`` = ``result.weights``. The axiom
+    asks that removing a channel lowers the score by exactly that channel's share of the map.
+    Exact (0) for Grad-CAM and XGrad-CAM on a GAP -> linear head (MATH §14, 3f), first order only
+    in deeper heads. The value is scale dependent: CAM's weights (``w_k``, not ``w_k / Z``)
+    violate it on a mean-GAP head. Cost: ``1 + K`` forward passes per image.
+    ``extras["per_channel"]``: (N, K) signed terms; ``extras["score"]``: ``S(A)`` (N,).
     """
     _need(result, CamResult, "sensitivity_violation")
-    x = _check_images(x)
-    module = _layer(model, layer)
-    tgt = result.target.to(x.device)
-    s, zeroed, acts = _channel_zeroed_scores(model, x, module, tgt, score, batch_size)
+    model = check_model(model)
+    score = _score_of(result, score, model)
+    batch_size = check_count(batch_size, "batch_size")
+    _, module = find_layer(model, layer)
+    with model_guard(model), torch.no_grad():
+        x = check_input(x, model)
+        tgt = _matching(result, x)
+        s, zeroed, acts = _channel_zeroed_scores(model, x, module, tgt, score, batch_size)
     if acts.shape != result.activations.shape:
         raise ValueError(
             f"layer output {tuple(acts.shape)} differs from result.activations "
@@ -155,22 +182,26 @@ def sensitivity_violation(
     return MetricResult("sensitivity_violation", per_channel.abs().sum(1), {"per_channel": per_channel, "score": s})
 
 
+@outside_inference_mode
 def conservation_violation(
-    model: nn.Module, x: Tensor, result: CamResult, score: str = "logit"
+    model: nn.Module, x: Tensor, result: CamResult, score: str | None = None
 ) -> MetricResult:
     """XGrad-CAM Conservation violation (Fu et al. 2020): ``|S(x) - sum_xy raw(x, y)|``.
 
-    ``S`` is the target's score (logit by default), recomputed by one forward pass, and
-    ``raw = sum_k w_k A^k`` the pre-ReLU map of ``result``. Exact (0) for XGrad-CAM on a
-    bias-free piecewise-linear head (MATH §14, 3d), and for CAM on a bias-free **sum**-GAP head
-    (the CAM paper's notation; 1f). With a bias ``b_c`` the residual of Grad-CAM on a mean-GAP
-    head is ``|b_c|`` (1d), and CAM on a mean-GAP head is ``Z`` times too large.
-    ``extras["signed"]``: ``S - sum raw``.
+    ``S`` is the target's score (the result's ``score_kind`` unless ``score`` says otherwise),
+    recomputed by one forward pass, and ``raw = sum_k w_k A^k`` the pre-ReLU map of ``result``.
+    Exact (0) for XGrad-CAM on a bias-free piecewise-linear head (MATH §14, 3d), and for CAM on
+    a bias-free **sum**-GAP head (the CAM paper's notation; 1f). With a bias ``b_c`` the residual
+    of Grad-CAM on a mean-GAP head is ``|b_c|`` (1d), and CAM on a mean-GAP head is ``Z`` times
+    too large. ``extras["signed"]``: ``S - sum raw``; ``extras["score"]``: ``S`` (N,).
     """
     _need(result, CamResult, "conservation_violation")
-    x = _check_images(x)
-    tgt = result.target.to(x.device)
-    s = _pick(_forward(model, x, 64), tgt, score)
+    model = check_model(model)
+    score = _score_of(result, score, model)
+    with model_guard(model), torch.no_grad():
+        x = check_input(x, model)
+        tgt = _matching(result, x)
+        s = select_score(run_model(model, x), tgt, score, model)
     signed = s - result.raw.detach().flatten(1).sum(1).to(s.dtype)
     return MetricResult("conservation_violation", signed.abs(), {"signed": signed, "score": s})
 
@@ -183,6 +214,7 @@ def _explanation_tensor(result: Any) -> Tensor:
     raise TypeError(f"method returned {type(result).__name__}; expected a CamResult or an Attribution.")
 
 
+@outside_inference_mode
 def implementation_invariance(
     explainer: Callable[..., Any],
     model_a: nn.Module,
@@ -204,7 +236,7 @@ def implementation_invariance(
     Gradients and IG are implementation invariant; methods that read internal layers need
     not be.
     """
-    x = _check_images(x)
+    model_a, model_b = check_model(model_a), check_model(model_b)
     if isinstance(layer, (tuple, list)):
         if len(layer) != 2:
             raise ValueError("layer must be one name for both models or a pair (layer_a, layer_b).")
@@ -213,11 +245,12 @@ def implementation_invariance(
         layer_a = layer_b = layer
     if isinstance(layer_a, nn.Module) and layer_a is layer_b:
         raise ValueError("one module cannot be a layer of both models: pass its dotted name or a pair.")
-    out_a = _forward(model_a, x, 64)
-    out_b = _forward(model_b, x, 64)
+    with model_guard(model_a), model_guard(model_b), torch.no_grad():
+        out_a = run_model(model_a, check_input(x, model_a))
+        out_b = run_model(model_b, check_input(x, model_b)).to(out_a)
     if out_a.shape != out_b.shape:
         raise ValueError(f"the models' outputs differ in shape: {tuple(out_a.shape)} vs {tuple(out_b.shape)}.")
-    tgt = _resolve_target(target, x.shape[0], out_a)
+    tgt = resolve_target(target, out_a, model_a)
     kw_a = dict(explainer_kwargs, **({"layer": layer_a} if layer_a is not None else {}))
     kw_b = dict(explainer_kwargs, **({"layer": layer_b} if layer_b is not None else {}))
     e_a = _explanation_tensor(explainer(model_a, x, target=tgt, **kw_a))

@@ -30,13 +30,15 @@ import warnings
 import torch
 from torch import Tensor, nn
 
-from ._hooks import capture_layer, model_guard
+from ._hooks import capture_layer, model_guard, outside_inference_mode
 from ._targets import (
     check_input,
-    check_output,
+    check_model,
+    check_score,
     find_layer,
-    place_like_model,
     resolve_target,
+    run_model,
+    score_gradient,
     select_score,
 )
 from .results import CamResult
@@ -59,6 +61,11 @@ def channel_weighted_sum(weights: Tensor, activations: Tensor) -> Tensor:
     """
     if not isinstance(weights, Tensor) or not isinstance(activations, Tensor):
         raise TypeError("weights and activations must be torch tensors.")
+    if weights.dtype != activations.dtype:
+        raise TypeError(
+            f"weights ({weights.dtype}) and activations ({activations.dtype}) must have the same dtype; "
+            "convert one, e.g. weights.to(activations.dtype)."
+        )
     if activations.ndim != 4 or weights.ndim != 2 or weights.shape != activations.shape[:2]:
         raise ValueError(
             f"weights must be (N, K) and activations (N, K, h, w) with the same N, K; got "
@@ -76,24 +83,19 @@ def _capture(
     """One forward and one backward: ``(A, g, target, y, layer_name)``, all detached.
 
     ``g = d(sum_n y_n)/dA``; samples do not interact in eval mode, so row ``n`` of ``g``
-    is ``dy_n/dA_n``.
+    is ``dy_n/dA_n``. A layer whose output the score does not depend on raises.
     """
-    x = check_input(x)
+    model = check_model(model)
+    check_score(score, model)
     name, module = find_layer(model, layer)
     with model_guard(model), torch.enable_grad():
-        x = place_like_model(model, x).detach()
+        x = check_input(x, model).detach()
         with capture_layer(module, name) as cap:
-            out = model(x)
-        check_output(out, x.shape[0])
+            out = run_model(model, x)
         a = cap.single()
-        t = resolve_target(target, out)
-        y = select_score(out, t, score)
-        if y.requires_grad:
-            (g,) = torch.autograd.grad(y.sum(), a, allow_unused=True)
-        else:
-            g = None
-        if g is None:  # the score does not depend on this layer
-            g = torch.zeros_like(a)
+        t = resolve_target(target, out, model)
+        y = select_score(out, t, score, model)
+        g = score_gradient(y, a, f"layer {name!r}")
     return a.detach(), g.detach(), t, y.detach(), name
 
 
@@ -145,6 +147,7 @@ def _safe_div(num: Tensor, den: Tensor) -> Tensor:
 # --------------------------------------------------------------------------- gradient methods
 
 
+@outside_inference_mode
 def grad_cam(
     model: nn.Module, x: Tensor, layer: object, *, target: object = None, score: str = "logit"
 ) -> CamResult:
@@ -158,6 +161,7 @@ def grad_cam(
     return _result(g.mean(dim=(2, 3)), a, g, t, y, "grad_cam", name, score)
 
 
+@outside_inference_mode
 def grad_cam_plus(
     model: nn.Module, x: Tensor, layer: object, *, target: object = None, score: str = "logit"
 ) -> CamResult:
@@ -171,6 +175,7 @@ def grad_cam_plus(
     return _result(w, a, g, t, y, "grad_cam_plus", name, score)
 
 
+@outside_inference_mode
 def grad_cam_pp(
     model: nn.Module,
     x: Tensor,
@@ -214,6 +219,7 @@ def grad_cam_pp(
     return _result(w, a, g, t, y, "grad_cam_pp", name, score, alpha=alpha, variant=variant)
 
 
+@outside_inference_mode
 def xgrad_cam(
     model: nn.Module, x: Tensor, layer: object, *, target: object = None, score: str = "logit"
 ) -> CamResult:
@@ -236,6 +242,7 @@ def xgrad_cam(
     return _result(w, a, g, t, y, "xgrad_cam", name, score)
 
 
+@outside_inference_mode
 def counterfactual(
     model: nn.Module, x: Tensor, layer: object, *, target: object = None, score: str = "logit"
 ) -> CamResult:
@@ -254,25 +261,40 @@ def _module_order(model: nn.Module, x: Tensor) -> list[tuple[str, nn.Module, tup
     """Modules in the order they finish during one forward pass, with their output shapes."""
     names = {id(m): n for n, m in model.named_modules()}
     order: list[tuple[str, nn.Module, tuple[int, ...]]] = []
+
+    def hook(mod: nn.Module, inputs: tuple, output: object) -> None:
+        if isinstance(output, Tensor):
+            order.append((names[id(mod)], mod, tuple(output.shape)))
+
     handles = []
-
-    def make(module: nn.Module):
-        def hook(mod: nn.Module, inputs: tuple, output: object) -> None:
-            if isinstance(output, Tensor):
-                order.append((names[id(mod)], mod, tuple(output.shape)))
-
-        return hook
-
     try:
         for _, m in model.named_modules():
-            handles.append(m.register_forward_hook(make(m)))
-        model(x)
+            handles.append(m.register_forward_hook(hook))
+        run_model(model, x)
     finally:
         for h in handles:
             h.remove()
     return order
 
 
+def _has_conv(module: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.conv._ConvNd) for m in module.modules())
+
+
+def _conv_layer(order: list[tuple[str, nn.Module, tuple[int, ...]]], before: int) -> str | None:
+    """The last module that finishes before position ``before`` with a spatial (h*w > 1) 4-D
+    output and a convolution inside it: the last convolutional block (``"layer4"`` in a
+    ResNet, ``"features"`` in VGG and the course models)."""
+    found = [n for n, m, s in order[:before] if n and len(s) == 4 and s[2] * s[3] > 1 and _has_conv(m)]
+    return found[-1] if found else None
+
+
+def _use_grad_cam(layer: str | None) -> str:
+    where = f"layer={layer!r}" if layer else "layer=<the last convolutional block>"
+    return f"use camlib.grad_cam(model, x, {where}) instead, which generalises CAM to any head."
+
+
+@outside_inference_mode
 def cam(
     model: nn.Module,
     x: Tensor,
@@ -286,49 +308,44 @@ def cam(
 
     Needs a GAP -> linear head: the fc input must equal the spatial mean (or sum) of ``A``
     and the fc output must be the model output; camlib checks both numerically and raises
-    a ValueError suggesting :func:`grad_cam` otherwise. The fc bias is ignored (it does not
-    vary over space) and no ``1/Z`` is applied: for a mean-GAP head
+    a ValueError suggesting :func:`grad_cam` (at a convolutional layer) otherwise. The fc bias
+    is ignored (it does not vary over space) and no ``1/Z`` is applied: for a mean-GAP head
     ``mean_ij(raw) + b_c = Y^c`` and ``grad_cam(...).raw = cam(...).raw / Z``; for a sum-GAP
     head ``sum_ij(raw) + b_c = Y^c``. ``extras["pool"]`` says which ("mean" or "sum").
 
-    ``layer`` defaults to the last module whose output is a spatial (h*w > 1) 4-D map before
-    the fc runs (``"features"`` for the course models, ``"layer4"`` for a ResNet); ``fc``
-    defaults to the last ``nn.Linear`` that runs. ``gradients`` is ``None``. CAM is defined
-    for the logit only: any other ``score`` raises a ValueError.
+    ``layer`` defaults to the last convolutional block whose output is a spatial (h*w > 1)
+    4-D map before the fc runs (``"features"`` for the course models, ``"layer4"`` for a
+    ResNet); ``fc`` defaults to the last ``nn.Linear`` that runs. ``gradients`` is ``None``.
+    CAM is defined for the logit only: any other ``score`` raises a ValueError.
     """
     _logit_only("cam", score)
-    x = check_input(x)
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}.")
+    model = check_model(model)
     with model_guard(model), torch.no_grad():
-        x = place_like_model(model, x)
-        if layer is None or fc is None:
-            order = _module_order(model, x)
-            if fc is None:
-                linears = [i for i, (_, m, _s) in enumerate(order) if isinstance(m, nn.Linear)]
-                if not linears:
-                    raise ValueError(
-                        "CAM needs a GAP -> linear head but the model runs no nn.Linear; use "
-                        "camlib.grad_cam(model, x, layer) instead, which works for any head."
-                    )
-                fc_pos = linears[-1]
-                fc = order[fc_pos][0]
-            else:
-                fc_name, _ = find_layer(model, fc, "fc")
-                runs = [i for i, (n, _m, _s) in enumerate(order) if n == fc_name]
-                if not runs:
-                    raise ValueError(f"fc={fc_name!r} did not run in the forward pass; pass the "
-                                     "final nn.Linear of the model.")
-                fc_pos = runs[-1]
+        x = check_input(x, model)
+        order = _module_order(model, x) if layer is None or fc is None else None
+        if fc is None:
+            linears = [i for i, (_, m, _s) in enumerate(order) if isinstance(m, nn.Linear)]
+            if not linears:
+                raise ValueError(
+                    "CAM needs a GAP -> linear head but the model runs no nn.Linear; "
+                    + _use_grad_cam(_conv_layer(order, len(order)))
+                )
+            fc_pos = linears[-1]
+            fc = order[fc_pos][0]
+        elif order is not None:
+            fc_name, _ = find_layer(model, fc, "fc")
+            runs = [i for i, (n, _m, _s) in enumerate(order) if n == fc_name]
+            if not runs:
+                raise ValueError(f"fc={fc_name!r} did not run in the forward pass; pass the "
+                                 "final nn.Linear of the model.")
+            fc_pos = runs[-1]
+        if layer is None:
+            layer = _conv_layer(order, fc_pos)
             if layer is None:
-                spatial = [
-                    n for n, _m, s in order[:fc_pos] if len(s) == 4 and s[2] * s[3] > 1
-                ]
-                if not spatial:
-                    raise ValueError(
-                        "could not find a spatial feature map before the fc layer; pass layer=."
-                    )
-                layer = spatial[-1]
+                raise ValueError(
+                    "could not find a convolutional layer with a spatial output before the fc layer; "
+                    "pass layer= (the last convolutional block)."
+                )
         layer_name, layer_mod = find_layer(model, layer)
         fc_name, fc_mod = find_layer(model, fc, "fc")
         if not isinstance(fc_mod, nn.Linear):
@@ -343,13 +360,22 @@ def cam(
         handle = fc_mod.register_forward_hook(fc_hook)
         try:
             with capture_layer(layer_mod, layer_name) as cap:
-                out = model(x)
+                out = run_model(model, x)
         finally:
             handle.remove()
-        check_output(out, x.shape[0])
         a = cap.single()
-        t = resolve_target(target, out)
-        pool = _gap_kind(a, fc_in, fc_out, out, layer_name, fc_name)
+        t = resolve_target(target, out, model)
+        pool = _gap_kind(a, fc_in, fc_out, out)
+        if pool is None:
+            if not _has_conv(layer_mod):
+                order = order if order is not None else _module_order(model, x)
+                suggestion = _conv_layer(order, len(order))
+            else:
+                suggestion = layer_name
+            raise ValueError(
+                f"CAM needs the model to end with global average pooling of {layer_name!r} followed "
+                f"by the linear layer {fc_name!r}; this model does not. " + _use_grad_cam(suggestion)
+            )
         w = fc_mod.weight.detach()[t].to(a.dtype)
         bias = (
             fc_mod.bias.detach()[t].to(a.dtype)
@@ -360,25 +386,18 @@ def cam(
     return _result(w, a.detach(), None, t, y.detach(), "cam", layer_name, score, fc=fc_name, pool=pool, bias=bias)
 
 
-def _gap_kind(
-    a: Tensor, fc_in: list[Tensor], fc_out: list[Tensor], out: Tensor, layer: str, fc: str
-) -> str:
-    """Return "mean" or "sum" if ``fc`` is a GAP -> linear head on ``a`` that ends the model."""
-    fix = (
-        f"CAM needs the model to end with global average pooling of {layer!r} followed by the "
-        f"linear layer {fc!r}; this model does not. Use camlib.grad_cam(model, x, layer={layer!r}), "
-        "which generalises CAM to any head."
-    )
+def _gap_kind(a: Tensor, fc_in: list[Tensor], fc_out: list[Tensor], out: Tensor) -> str | None:
+    """"mean" or "sum" if the fc is a GAP -> linear head on ``a`` that ends the model, else None."""
     if len(fc_in) != 1:
-        raise ValueError(fix)
+        return None
     feat = fc_in[0].reshape(fc_in[0].shape[0], -1)
     if feat.shape != a.shape[:2] or fc_out[0].shape != out.shape:
-        raise ValueError(fix)
+        return None
     # Numerical check, relative to the size of the values (float32 sums carry rounding).
     rel = 1e-9 if a.dtype == torch.float64 else 1e-4
     if (fc_out[0] - out).abs().max() > rel * (1.0 + float(out.abs().max())):
-        raise ValueError(fix)
+        return None
     for kind, pooled in (("mean", a.mean(dim=(2, 3))), ("sum", a.sum(dim=(2, 3)))):
         if (feat - pooled).abs().max() <= rel * (1.0 + float(pooled.abs().max())):
             return kind
-    raise ValueError(fix)
+    return None

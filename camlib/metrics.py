@@ -14,8 +14,10 @@ An *explanation* is any of
 Maps coarser than the image or mask are upsampled bilinearly (``align_corners=False``) before
 they are compared with pixels; :func:`to_map` does that and can be called directly.
 
-Forward passes made by a metric run under ``torch.no_grad()`` and never change the model's mode:
-put the model in ``eval()`` first, as every camlib method expects.
+Every forward pass a metric makes runs under ``torch.no_grad()`` and camlib's model guard: in
+eval mode, as the methods explain it, with every module's mode, ``requires_grad``, ``.grad`` and
+buffer left as it was. Models, inputs, targets and scores are checked as in the methods (the
+same mistake gets the same error), and a map with NaN or infinite values is refused.
 """
 
 from __future__ import annotations
@@ -28,6 +30,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._hooks import model_guard, outside_inference_mode
+from ._targets import (
+    baseline_like,
+    check_count,
+    check_input,
+    check_model,
+    check_score,
+    find_layer,
+    resolve_target,
+    run_model,
+    select_score,
+)
+from .postprocess import upsample
 from .results import Attribution, CamResult
 
 __all__ = [
@@ -47,9 +62,6 @@ __all__ = [
     "randomization_test",
     "by_class",
 ]
-
-SCORES = ("softmax", "logit", "log_softmax")
-
 
 # ---------------------------------------------------------------------------------------------
 # result type and input handling
@@ -81,24 +93,14 @@ class MetricResult:
         return f"MetricResult({self.name}: mean={self.mean:.4g} over {self.values.numel()} samples)"
 
 
-def _upsample(maps: Tensor, size: tuple[int, int]) -> Tensor:
-    if tuple(maps.shape[-2:]) == tuple(size):
-        return maps
-    try:  # the package's own post-processing when it is there
-        from .postprocess import upsample as _camlib_upsample
-
-        return _camlib_upsample(maps, size)
-    except ImportError:
-        return F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
-
-
 def to_map(explanation: Any, size: Sequence[int] | None = None) -> Tensor:
     """Return one 2-D map per sample, shape ``(N, h, w)``, optionally upsampled to ``size``.
 
     ``CamResult`` -> ``.map``; ``Attribution`` -> ``values.sum(dim=1)`` (sum over channels, so a
     signed attribution keeps its sign); tensor ``(N,C,H,W)`` -> sum over ``C``; ``(N,h,w)`` as is;
     ``(h,w)`` -> ``(1,h,w)``. With ``size=(H, W)`` the map is resized bilinearly
-    (``align_corners=False``). The result is a detached floating-point tensor.
+    (``align_corners=False``, :func:`camlib.upsample`). The result is a detached floating-point
+    tensor; an empty map or one with NaN or infinite values raises a ValueError.
     """
     if isinstance(explanation, CamResult):
         maps = explanation.map
@@ -129,9 +131,15 @@ def to_map(explanation: Any, size: Sequence[int] | None = None) -> Tensor:
     maps = maps.detach()
     if not maps.is_floating_point():
         maps = maps.float()
-    if size is not None:
-        size = (int(size[0]), int(size[1]))
-        maps = _upsample(maps, size)
+    if maps.numel() == 0:
+        raise ValueError(f"the explanation is empty (shape {tuple(maps.shape)}); pass one map per image.")
+    if not bool(torch.isfinite(maps).all()):
+        raise ValueError(
+            "the explanation contains NaN or infinite values, so no metric of it means anything; "
+            "find where they came from (camlib's methods give finite maps for finite input)."
+        )
+    if size is not None and tuple(maps.shape[-2:]) != tuple(size):
+        maps = upsample(maps, size)
     return maps
 
 
@@ -157,54 +165,11 @@ def _maps_and_masks(explanation: Any, masks: Tensor) -> tuple[Tensor, Tensor]:
     return maps, masks
 
 
-def _resolve_target(target: Any, n: int, logits: Tensor) -> Tensor:
-    if target is None:
-        return logits.argmax(dim=1)
-    if isinstance(target, bool):
-        raise ValueError("target must be None, an int, or a sequence of N ints; got a bool.")
-    if isinstance(target, int):
-        return torch.full((n,), target, dtype=torch.long, device=logits.device)
-    t = torch.as_tensor(target, device=logits.device)
-    if t.dim() == 0:
-        return t.long().expand(n).clone()
-    if t.dim() != 1 or t.shape[0] != n:
-        raise ValueError(
-            f"target has shape {tuple(t.shape)} for a batch of {n}: pass None (argmax), an int, "
-            "or one class index per image."
-        )
-    return t.long()
-
-
 def _explained_target(explanation: Any, target: Any) -> Any:
     """Default the target to the one the explanation was computed for."""
     if target is None and isinstance(explanation, (CamResult, Attribution)):
         return explanation.target
     return target
-
-
-def _pick(logits: Tensor, target: Tensor, score: str) -> Tensor:
-    if score == "logit":
-        out = logits
-    elif score == "softmax":
-        out = logits.softmax(dim=1)
-    elif score == "log_softmax":
-        out = logits.log_softmax(dim=1)
-    else:
-        raise ValueError(f"score must be one of {SCORES}, got {score!r}.")
-    return out.gather(1, target[:, None].to(out.device))[:, 0]
-
-
-def _forward(model: nn.Module, x: Tensor, batch_size: int) -> Tensor:
-    with torch.no_grad():
-        return torch.cat([model(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)])
-
-
-def _check_images(x: Tensor) -> Tensor:
-    if not isinstance(x, Tensor) or x.dim() != 4:
-        raise ValueError(
-            "x must be an image batch (N, C, H, W); add a batch axis with x[None] for one image."
-        )
-    return x
 
 
 def by_class(values: Tensor | MetricResult, labels: Tensor) -> dict[int, float]:
@@ -354,11 +319,15 @@ def _substrate(x: Tensor, substrate: Any) -> Tensor:
         if substrate != "blur":
             raise ValueError(f"substrate must be a number, a tensor or 'blur', got {substrate!r}.")
         return blur(x)
-    if isinstance(substrate, (int, float)):
-        return torch.full_like(x, float(substrate))
-    if isinstance(substrate, Tensor):
-        return substrate.to(device=x.device, dtype=x.dtype).expand_as(x)
-    raise TypeError(f"substrate must be a number, a tensor or 'blur', got {type(substrate).__name__}.")
+    return baseline_like(substrate, x, "substrate")
+
+
+def _maps_for(explanation: Any, x: Tensor) -> Tensor:
+    n, _, h, w = x.shape
+    maps = to_map(explanation, (h, w)).to(x.device)
+    if maps.shape[0] != n:
+        raise ValueError(f"{maps.shape[0]} maps for {n} images: pass one explanation per image.")
+    return maps
 
 
 def _ranks(maps: Tensor, seed: int) -> Tensor:
@@ -386,31 +355,30 @@ def _curves(
     seed: int,
     insert: bool,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    x = _check_images(x)
-    if int(steps) < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}.")
-    n, _, h, w = x.shape
-    maps = to_map(explanation, (h, w)).to(x.device)
-    if maps.shape[0] != n:
-        raise ValueError(f"{maps.shape[0]} maps for {n} images: pass one explanation per image.")
-    base = _substrate(x, substrate)
-    logits = _forward(model, x, batch_size)
-    tgt = _resolve_target(_explained_target(explanation, target), n, logits)
-    ranks = _ranks(maps, seed).view(n, 1, h, w)
-    counts = [round(k * h * w / steps) for k in range(steps + 1)]
-    rows = []
-    for k in counts:
-        moved = ranks < k  # the k most salient pixels
-        if insert:
-            xk = torch.where(moved, x, base)
-        else:
-            xk = torch.where(moved, base, x)
-        rows.append(_pick(_forward(model, xk, batch_size), tgt, score))
+    model = check_model(model)
+    check_score(score, model)
+    steps = check_count(steps, "steps")
+    batch_size = check_count(batch_size, "batch_size")
+    with model_guard(model), torch.no_grad():
+        x = check_input(x, model)
+        n, _, h, w = x.shape
+        maps = _maps_for(explanation, x)
+        base = _substrate(x, substrate)
+        logits = run_model(model, x, batch_size)
+        tgt = resolve_target(_explained_target(explanation, target), logits, model)
+        ranks = _ranks(maps, seed).view(n, 1, h, w)
+        counts = [round(k * h * w / steps) for k in range(steps + 1)]
+        rows = []
+        for k in counts:
+            moved = ranks < k  # the k most salient pixels
+            xk = torch.where(moved, x, base) if insert else torch.where(moved, base, x)
+            rows.append(select_score(run_model(model, xk, batch_size), tgt, score, model))
     curves = torch.stack(rows, dim=1)
     fractions = torch.tensor(counts, dtype=curves.dtype) / (h * w)
     return curves, fractions, tgt
 
 
+@outside_inference_mode
 def deletion(
     model: nn.Module,
     x: Tensor,
@@ -439,6 +407,7 @@ def deletion(
     return MetricResult("deletion", auc(curves), {"curves": curves, "fractions": fractions, "target": tgt, "score_kind": score})
 
 
+@outside_inference_mode
 def insertion(
     model: nn.Module,
     x: Tensor,
@@ -463,23 +432,27 @@ def insertion(
 
 
 def _confidence(
-    model: nn.Module, x: Tensor, explanation: Any, target: Any, score: str, baseline: float, batch_size: int
+    model: nn.Module, x: Tensor, explanation: Any, target: Any, score: str, baseline: Any, batch_size: int
 ) -> tuple[Tensor, Tensor, Tensor]:
-    x = _check_images(x)
-    n, _, h, w = x.shape
-    maps = to_map(explanation, (h, w)).to(x.device).clamp_min(0)
-    if maps.shape[0] != n:
-        raise ValueError(f"{maps.shape[0]} maps for {n} images: pass one explanation per image.")
-    peak = maps.flatten(1).max(dim=1).values.view(n, 1, 1)
-    weight = torch.where(peak > 0, maps / peak.clamp_min(torch.finfo(maps.dtype).tiny), torch.zeros_like(maps))
-    masked = baseline + weight[:, None].to(x.dtype) * (x - baseline)
-    logits = _forward(model, x, batch_size)
-    tgt = _resolve_target(_explained_target(explanation, target), n, logits)
-    y = _pick(logits, tgt, score)
-    o = _pick(_forward(model, masked, batch_size), tgt, score)
+    model = check_model(model)
+    check_score(score, model)
+    batch_size = check_count(batch_size, "batch_size")
+    with model_guard(model), torch.no_grad():
+        x = check_input(x, model)
+        n = x.shape[0]
+        maps = _maps_for(explanation, x).clamp_min(0)
+        base = baseline_like(baseline, x)
+        peak = maps.flatten(1).max(dim=1).values.view(n, 1, 1)
+        weight = torch.where(peak > 0, maps / peak.clamp_min(torch.finfo(maps.dtype).tiny), torch.zeros_like(maps))
+        masked = base + weight[:, None].to(x.dtype) * (x - base)
+        logits = run_model(model, x, batch_size)
+        tgt = resolve_target(_explained_target(explanation, target), logits, model)
+        y = select_score(logits, tgt, score, model)
+        o = select_score(run_model(model, masked, batch_size), tgt, score, model)
     return y, o, tgt
 
 
+@outside_inference_mode
 def average_drop(
     model: nn.Module,
     x: Tensor,
@@ -487,7 +460,7 @@ def average_drop(
     target: Any = None,
     score: str = "softmax",
     relative: bool = True,
-    baseline: float = 0.0,
+    baseline: float | Tensor = 0.0,
     batch_size: int = 64,
 ) -> MetricResult:
     """Average Drop % (Chattopadhay et al., Grad-CAM++, WACV 2018). Lower is better.
@@ -512,13 +485,14 @@ def average_drop(
     return MetricResult("average_drop", drop, {"Y": y, "O": o, "target": tgt, "relative": relative})
 
 
+@outside_inference_mode
 def increase_in_confidence(
     model: nn.Module,
     x: Tensor,
     explanation: Any,
     target: Any = None,
     score: str = "softmax",
-    baseline: float = 0.0,
+    baseline: float | Tensor = 0.0,
     batch_size: int = 64,
 ) -> MetricResult:
     """% Increase in Confidence (Chattopadhay et al., Grad-CAM++). Higher is better.
@@ -559,8 +533,7 @@ def spearman(a: Tensor, b: Tensor) -> Tensor:
     where the correlation is 0/0: both constant -> 1 (the orderings agree: everything is
     tied), exactly one constant -> 0.
     """
-    a = to_map(a) if not isinstance(a, Tensor) or a.dim() != 3 else a
-    b = to_map(b) if not isinstance(b, Tensor) or b.dim() != 3 else b
+    a, b = to_map(a), to_map(b)
     if a.shape != b.shape:
         raise ValueError(f"maps to compare have shapes {tuple(a.shape)} and {tuple(b.shape)}; they must match.")
     ra = _average_ranks(a.detach().flatten(1).cpu())
@@ -620,6 +593,7 @@ def _reinit(module: nn.Module, seed: int) -> None:
                     p.normal_(0.0, 0.02)
 
 
+@outside_inference_mode
 def randomization_test(
     method: Callable[..., Any],
     model: nn.Module,
@@ -643,23 +617,26 @@ def randomization_test(
     method's own resolution, signed and of absolute values. A method that passes the check
     shows similarity falling towards 0 as more layers are randomised.
     """
-    x = _check_images(x)
     if not callable(method):
         raise TypeError("method must be a camlib method such as camlib.grad_cam.")
-    names = dict((m, n) for n, m in model.named_modules())
-    layer = method_kwargs.get("layer")
-    if isinstance(layer, nn.Module):
-        if layer not in names:
-            raise ValueError("layer is a module that is not inside model; pass its dotted name instead.")
-        method_kwargs["layer"] = names[layer]
+    model = check_model(model)
+    x = check_input(x)
+    if method_kwargs.get("layer") is not None:
+        method_kwargs["layer"] = find_layer(model, method_kwargs["layer"])[0]
     work = copy.deepcopy(model)
     modules = dict(work.named_modules())
-    order = list(layers) if layers is not None else _param_layers(work)
-    for name in order:
-        if name not in modules or not name:
-            raise ValueError(f"no layer named {name!r} in the model; valid names: {_param_layers(work)}.")
+    if layers is None:
+        order = _param_layers(work)
+    elif isinstance(layers, (str, nn.Module)):
+        raise TypeError("layers must be a sequence of layer names, top first, e.g. ['fc', 'features.2'].")
+    else:
+        order = [find_layer(work, name, "layers")[0] for name in layers]
     first = method(work, x, target=target, **method_kwargs)
-    tgt = first.target if hasattr(first, "target") else _resolve_target(target, x.shape[0], _forward(work, x, 64))
+    if hasattr(first, "target"):
+        tgt = first.target
+    else:
+        with model_guard(work), torch.no_grad():
+            tgt = resolve_target(target, run_model(work, check_input(x, work)), work)
     ref = to_map(first)
     maps = [ref]
     rho = [spearman(ref, ref)]

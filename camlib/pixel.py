@@ -24,13 +24,17 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ._hooks import model_guard
+from ._hooks import model_guard, outside_inference_mode
 from ._targets import (
     as_pair,
+    baseline_like,
+    check_count,
     check_input,
-    check_output,
-    place_like_model,
+    check_model,
+    check_score,
     resolve_target,
+    run_model,
+    score_gradient,
     select_score,
 )
 from .quadrature import nodes_and_weights
@@ -39,10 +43,12 @@ from .results import Attribution
 __all__ = ["saliency", "gradient_x_input", "integrated_gradients", "occlusion"]
 
 
-def _scores(model: nn.Module, x: Tensor, target: Tensor | None, score: str) -> tuple[Tensor, Tensor]:
-    out = check_output(model(x), x.shape[0])
-    t = resolve_target(target, out)
-    return select_score(out, t, score), t
+def _scores(
+    model: nn.Module, x: Tensor, target: object, score: str
+) -> tuple[Tensor, Tensor]:
+    out = run_model(model, x)
+    t = resolve_target(target, out, model)
+    return select_score(out, t, score, model), t
 
 
 def _input_gradient(
@@ -51,65 +57,45 @@ def _input_gradient(
     """``(dF/dx, target, F(x))`` for a placed input, inside an enable_grad region."""
     xi = x.detach().requires_grad_(True)
     y, t = _scores(model, xi, target, score)
-    (g,) = torch.autograd.grad(y.sum(), xi, allow_unused=True) if y.requires_grad else (None,)
-    if g is None:
-        g = torch.zeros_like(xi)
+    g = score_gradient(y, xi, "the input x")
     return g.detach(), t, y.detach()
 
 
-def _check_batch_size(batch_size: object) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
-    return batch_size
+def _prepare(model: nn.Module, score: str) -> nn.Module:
+    model = check_model(model)
+    check_score(score, model)
+    return model
 
 
+@outside_inference_mode
 def saliency(
     model: nn.Module, x: Tensor, *, target: object = None, score: str = "logit", absolute: bool = True
 ) -> Attribution:
     r"""Vanilla gradient: ``values = |dF/dx|`` (or ``dF/dx`` with ``absolute=False``), per channel."""
-    x = check_input(x)
+    model = _prepare(model, score)
     with model_guard(model), torch.enable_grad():
-        x = place_like_model(model, x)
+        x = check_input(x, model)
         g, t, y = _input_gradient(model, x, target, score)
     return Attribution(
         values=g.abs() if absolute else g, target=t, score=y, method="saliency", score_kind=score
     )
 
 
+@outside_inference_mode
 def gradient_x_input(
     model: nn.Module, x: Tensor, *, target: object = None, score: str = "logit"
 ) -> Attribution:
     r"""Gradient times input: ``values = x * dF/dx`` (the first-order Taylor term against a zero baseline)."""
-    x = check_input(x)
+    model = _prepare(model, score)
     with model_guard(model), torch.enable_grad():
-        x = place_like_model(model, x)
+        x = check_input(x, model)
         g, t, y = _input_gradient(model, x, target, score)
     return Attribution(
         values=x.detach() * g, target=t, score=y, method="gradient_x_input", score_kind=score
     )
 
 
-def _baseline_like(baseline: object, x: Tensor) -> Tensor:
-    """A float, or a tensor broadcastable to ``x`` ((C,H,W), (1,C,H,W) or (N,C,H,W))."""
-    if baseline is None:
-        return torch.zeros_like(x)
-    if isinstance(baseline, (int, float)) and not isinstance(baseline, bool):
-        return torch.full_like(x, float(baseline))
-    if isinstance(baseline, Tensor):
-        b = baseline.to(device=x.device, dtype=x.dtype)
-        try:
-            b = torch.broadcast_to(b, x.shape)
-        except RuntimeError:
-            raise ValueError(
-                f"baseline of shape {tuple(baseline.shape)} cannot be broadcast to the input "
-                f"{tuple(x.shape)}; pass a float, a (C, H, W) image or an (N, C, H, W) batch."
-            ) from None
-        if not bool(torch.isfinite(b).all()):
-            raise ValueError("baseline contains NaN or infinite values.")
-        return b.clone()
-    raise TypeError(f"baseline must be None, a float or a tensor; got {type(baseline).__name__}.")
-
-
+@outside_inference_mode
 def integrated_gradients(
     model: nn.Module,
     x: Tensor,
@@ -130,19 +116,20 @@ def integrated_gradients(
     resolved at ``x`` (argmax of ``F(x)`` if ``None``) and kept along the path.
     ``delta = sum(IG) - (F(x) - F(x'))`` per sample; ``extras`` records the rule.
     """
-    x = check_input(x)
-    batch_size = _check_batch_size(batch_size)
+    model = _prepare(model, score)
+    batch_size = check_count(batch_size, "batch_size")
+    steps = check_count(steps, "steps")
     with model_guard(model), torch.enable_grad():
-        x = place_like_model(model, x).detach()
-        base = _baseline_like(baseline, x)
+        x = check_input(x, model).detach()
+        base = baseline_like(baseline, x)
         n = x.shape[0]
         t_nodes, w_nodes = nodes_and_weights(rule, steps, dtype=x.dtype, device=x.device)
         m = t_nodes.shape[0]
         with torch.no_grad():
-            out = check_output(model(torch.cat([x, base])), 2 * n)
-            t = resolve_target(target, out[:n])
-            fx = select_score(out[:n], t, score)
-            fb = select_score(out[n:], t, score)
+            out = run_model(model, torch.cat([x, base]))
+            t = resolve_target(target, out[:n], model)
+            fx = select_score(out[:n], t, score, model)
+            fb = select_score(out[n:], t, score, model)
         diff = x - base
         total = torch.zeros_like(x)
         rows_n = torch.arange(n, device=x.device).repeat_interleave(m)
@@ -173,6 +160,7 @@ def _window_starts(size: int, patch: int, stride: int) -> list[int]:
     return [k * stride for k in range(count)]
 
 
+@outside_inference_mode
 def occlusion(
     model: nn.Module,
     x: Tensor,
@@ -192,21 +180,26 @@ def occlusion(
     window are in ``extras["windows"]`` (N, n_rows, n_cols) with the window starts in
     ``extras["rows"]`` / ``extras["cols"]``.
     """
-    x = check_input(x)
-    batch_size = _check_batch_size(batch_size)
+    model = _prepare(model, score)
+    batch_size = check_count(batch_size, "batch_size")
     ph, pw = as_pair(patch, "patch")
     sh, sw = as_pair(stride, "stride")
-    n, c, h, w = x.shape
-    if ph > h or pw > w:
+    if sh > ph or sw > pw:
         raise ValueError(
-            f"patch {(ph, pw)} is larger than the image {(h, w)}; use a patch no larger than the image."
+            f"stride {(sh, sw)} is larger than patch {(ph, pw)}: the windows would skip pixels, which "
+            "would get no value. Use a stride no larger than the patch (every pixel must be covered)."
         )
-    rows = _window_starts(h, ph, sh)
-    cols = _window_starts(w, pw, sw)
-    nwin = len(rows) * len(cols)
     with model_guard(model), torch.no_grad():
-        x = place_like_model(model, x)
-        base = _baseline_like(baseline, x)
+        x = check_input(x, model)
+        n, c, h, w = x.shape
+        if ph > h or pw > w:
+            raise ValueError(
+                f"patch {(ph, pw)} is larger than the image {(h, w)}; use a patch no larger than the image."
+            )
+        rows = _window_starts(h, ph, sh)
+        cols = _window_starts(w, pw, sw)
+        nwin = len(rows) * len(cols)
+        base = baseline_like(baseline, x)
         f0, t = _scores(model, x, target, score)
         r0 = torch.tensor(rows, device=x.device).repeat_interleave(len(cols))
         c0 = torch.tensor(cols, device=x.device).repeat(len(rows))
@@ -232,7 +225,7 @@ def occlusion(
             r, q = rows[k // len(cols)], cols[k % len(cols)]
             total[:, r : r + ph, q : q + pw] += drops[:, k].view(-1, 1, 1)
             count[r : r + ph, q : q + pw] += 1
-        per_pixel = torch.where(count > 0, total / count.clamp(min=1), torch.zeros_like(total))
+        per_pixel = total / count  # every pixel is covered: stride <= patch
         values = per_pixel[:, None].expand(n, c, h, w).clone()
     return Attribution(
         values=values,

@@ -5,7 +5,8 @@ Jupyter displays once when a cell returns them, and that :func:`figure_to_png` t
 bytes for the widgets. So a notebook never gets a duplicated figure and no figure is left open.
 
 * :func:`to_display` maps an image tensor or array to an ``(H, W, 3)`` float array in ``[0, 1]``.
-* :func:`overlay` blends a colour-mapped, min-max normalised map over an image:
+* :func:`overlay` blends a colour-mapped map, min-max normalised by :func:`camlib.normalize`, over
+  an image:
   ``out = (1 - alpha) * image + alpha * cmap(normalize(upsample(map)))``.
 * :func:`show_maps` draws a grid of images with their maps.
 * :func:`draw_map` draws one map on an axis, on a colour scale it is given, over the image when one
@@ -31,6 +32,8 @@ import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from .postprocess import normalize, upsample
 
 __all__ = [
     "HEAT_CMAP",
@@ -81,16 +84,16 @@ def to_display(image: Any) -> np.ndarray:
         arr = np.repeat(arr, 3, axis=-1)
     if not np.isfinite(arr).all():
         raise ValueError("image contains NaN or inf values")
-    lo, hi = float(arr.min()), float(arr.max())
-    if lo < 0.0 or hi > 1.0:
-        arr = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
+    if float(arr.min()) < 0.0 or float(arr.max()) > 1.0:
+        arr = normalize(torch.from_numpy(np.ascontiguousarray(arr))[None])[0].numpy()
     return np.ascontiguousarray(arr)
 
 
 def as_map(map: Any, size: tuple[int, int] | None = None) -> np.ndarray:
     """Return a 2-D map as float64, bilinearly resized to ``size = (H, W)`` when given.
 
-    Accepts ``(h, w)``, ``(1, h, w)`` or ``(1, 1, h, w)``; no normalisation is applied.
+    Accepts ``(h, w)``, ``(1, h, w)`` or ``(1, 1, h, w)``; no normalisation is applied. The
+    resize is :func:`camlib.upsample` (bilinear, ``align_corners=False``).
     """
     arr = _as_numpy(map, "map")
     while arr.ndim > 2 and arr.shape[0] == 1:
@@ -98,14 +101,8 @@ def as_map(map: Any, size: tuple[int, int] | None = None) -> np.ndarray:
     if arr.ndim != 2:
         raise ValueError(f"map must be 2-D (h, w) (one map, not a batch); got shape {tuple(arr.shape)}")
     if size is not None and tuple(arr.shape) != tuple(size):
-        t = torch.from_numpy(np.ascontiguousarray(arr))[None, None]
-        arr = torch.nn.functional.interpolate(t, size=tuple(size), mode="bilinear", align_corners=False)[0, 0].numpy()
+        arr = upsample(torch.from_numpy(np.ascontiguousarray(arr)), tuple(size)).numpy()
     return arr
-
-
-def _minmax(arr: np.ndarray) -> np.ndarray:
-    lo, hi = float(arr.min()), float(arr.max())
-    return (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
 
 
 def overlay(image: Any, map: Any, alpha: float = 0.5, cmap: str = HEAT_CMAP) -> np.ndarray:
@@ -117,7 +114,7 @@ def overlay(image: Any, map: Any, alpha: float = 0.5, cmap: str = HEAT_CMAP) -> 
     if not isinstance(alpha, (int, float)) or not 0.0 <= float(alpha) <= 1.0:
         raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
     base = to_display(image)
-    heat = _minmax(as_map(map, base.shape[:2]))
+    heat = normalize(torch.from_numpy(as_map(map, base.shape[:2]))).numpy()
     try:
         colours = matplotlib.colormaps[cmap](heat)[..., :3]
     except KeyError:

@@ -10,25 +10,39 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._targets import as_pair
+
 __all__ = ["upsample", "normalize"]
 
 _MODES = ("bilinear", "bicubic", "nearest", "area")
+
+
+def _check_map(map: object) -> None:
+    if not isinstance(map, Tensor):
+        raise TypeError(f"map must be a torch.Tensor; got {type(map).__name__}.")
+    if map.ndim < 2:
+        raise ValueError(f"map must have at least 2 dimensions (h, w); got shape {tuple(map.shape)}.")
+    if map.numel() == 0:
+        raise ValueError(f"map is empty (shape {tuple(map.shape)}); pass at least one map with h, w >= 1.")
+    if (map.is_floating_point() or map.is_complex()) and not bool(torch.isfinite(map).all()):
+        raise ValueError(
+            "map contains NaN or infinite values; camlib maps from finite inputs are finite, so "
+            "find where the non-finite values came from (or clean them with torch.nan_to_num)."
+        )
 
 
 def upsample(map: Tensor, size: int | tuple[int, int], mode: str = "bilinear") -> Tensor:
     """Resize maps to ``size`` = (H, W) (an int means square).
 
     ``(N, h, w) -> (N, H, W)``, ``(h, w) -> (H, W)``, ``(N, C, h, w) -> (N, C, H, W)``.
+    ``size`` is an int or a pair of positive ints. An empty or non-finite map raises.
     ``bilinear`` / ``bicubic`` use ``align_corners=False`` (pixel centres aligned, as in
     pytorch-grad-cam and OpenCV's ``resize``).
     """
-    if not isinstance(map, Tensor):
-        raise TypeError(f"map must be a torch.Tensor; got {type(map).__name__}.")
+    _check_map(map)
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {_MODES}; got {mode!r}.")
-    if isinstance(size, int):
-        size = (size, size)
-    size = (int(size[0]), int(size[1]))
+    size = as_pair(size, "size")
     if map.ndim == 2:
         x = map[None, None]
     elif map.ndim == 3:
@@ -54,29 +68,30 @@ def normalize(map: Tensor, kind: str = "minmax") -> Tensor:
     * ``"minmax"``: ``(m - min m) / (max m - min m)``, into [0, 1];
     * ``"max"``: ``m / max |m|``, into [-1, 1] (for a non-negative map: ``m / max m``).
 
-    A constant map (``max = min``) or an all-zero map returns zeros, never NaN. A (h, w)
+    A constant map (``max = min``) or an all-zero map returns zeros, never NaN; an empty or
+    non-finite map raises (a NaN is never turned into zeros). A (h, w)
     tensor is one map; otherwise the first dimension is the batch and each sample is scaled
     over all its other dimensions.
     """
-    if not isinstance(map, Tensor):
-        raise TypeError(f"map must be a torch.Tensor; got {type(map).__name__}.")
+    _check_map(map)
     if kind not in ("minmax", "max"):
         raise ValueError(f"kind must be 'minmax' or 'max'; got {kind!r}.")
-    if map.ndim < 2:
-        raise ValueError(f"map must have at least 2 dimensions (h, w); got {tuple(map.shape)}.")
     single = map.ndim == 2
     m = map[None] if single else map
     if not m.is_floating_point():
         m = m.float()
-    flat = m.reshape(m.shape[0], -1)
     shape = (m.shape[0],) + (1,) * (m.ndim - 1)
+    # divide by max |m| first: values in [-1, 1], so max - min cannot overflow
+    peak = m.reshape(m.shape[0], -1).abs().max(dim=1).values.view(shape)
+    m = _safe_ratio(m, peak)
     if kind == "minmax":
+        flat = m.reshape(m.shape[0], -1)
         lo = flat.min(dim=1).values.view(shape)
-        span = flat.max(dim=1).values.view(shape) - lo
-        shifted = m - lo
-    else:
-        span = flat.abs().max(dim=1).values.view(shape)
-        shifted = m
-    ok = span > 0
-    out = torch.where(ok, shifted / torch.where(ok, span, torch.ones_like(span)), torch.zeros_like(m))
-    return out[0] if single else out
+        m = _safe_ratio(m - lo, flat.max(dim=1).values.view(shape) - lo)
+    return m[0] if single else m
+
+
+def _safe_ratio(num: Tensor, den: Tensor) -> Tensor:
+    """``num / den`` where ``den > 0``, else 0 (masked before dividing)."""
+    ok = den > 0
+    return torch.where(ok, num / torch.where(ok, den, torch.ones_like(den)), torch.zeros_like(num))

@@ -50,6 +50,8 @@ from torch import Tensor, nn
 import camlib
 
 from . import _static_explorer
+from ._hooks import predict, predict_with_layer
+from ._targets import check_input, check_model, check_score
 from .cam_family import LOGIT_ONLY
 from .plotting import HEAT_CMAP, as_map, draw_map, figure_to_png, overlay, to_display
 
@@ -79,7 +81,6 @@ RenderResult = tuple[bytes, str]
 #: the CAM-family methods the cam explorer can call, all as ``method(model, x, layer, target=, score=)``
 CAM_METHODS = ("cam", "grad_cam", "grad_cam_plus", "grad_cam_pp", "xgrad_cam", "counterfactual")
 PIXEL_METHODS = ("saliency", "gradient_x_input", "integrated_gradients", "occlusion")
-SCORES = ("logit", "softmax", "log_softmax")
 BASELINES = ("grey", "black", "blur")
 
 
@@ -147,6 +148,17 @@ class Explorer(widgets.VBox):
             self.on_change(self, "")
         self.update()
 
+    def set_quietly(self, name: str, **attributes: Any) -> None:
+        """Set attributes of control ``name`` (``value``, ``max``, ...) without triggering a render:
+        for an ``on_change`` that keeps the controls consistent before the one render of a move."""
+        control = self.controls[name]
+        control.unobserve(self._changed, names="value")
+        try:
+            for attribute, value in attributes.items():
+                setattr(control, attribute, value)
+        finally:
+            control.observe(self._changed, names="value")
+
     def static_html(self, grid: Mapping[str, Sequence[Any] | None] | None = None) -> str:
         """This explorer as HTML that needs no kernel: precomputed frames over ``grid`` (default:
         ``static``), one ``<input type="range">`` per gridded control (see camlib._static_explorer)."""
@@ -208,67 +220,27 @@ def _choice(name: str, options: Sequence[Any], value: Any) -> widgets.Dropdown:
 # ----------------------------------------------------------------------------- helpers
 
 
-def _check_model(model: Any) -> nn.Module:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    return model
-
-
-def _check_images(images: Any, what: str = "images") -> Tensor:
-    if not isinstance(images, Tensor):
-        raise TypeError(f"{what} must be a torch.Tensor of shape (N, C, H, W), got {type(images).__name__}")
-    if images.ndim == 3:
+def _images(images: Any, what: str = "images") -> Tensor:
+    """An (N, C, H, W) batch, or one (C, H, W) image as a batch of one, checked as camlib checks ``x``."""
+    if isinstance(images, Tensor) and images.ndim == 3:
         images = images[None]
-    if images.ndim != 4:
-        raise ValueError(f"{what} must have shape (N, C, H, W) or (C, H, W); got {tuple(images.shape)}")
-    return images
-
-
-def _device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
-    p = next(model.parameters(), None)
-    return (p.device, p.dtype) if p is not None else (torch.device("cpu"), torch.float32)
+    return check_input(images, what=what)
 
 
 def _pick(images: Tensor, index: int, model: nn.Module) -> Tensor:
-    if not 0 <= int(index) < images.shape[0]:
+    """Image ``index`` as a batch of one, on the model's device and dtype."""
+    if isinstance(index, bool) or not 0 <= int(index) < images.shape[0]:
         raise ValueError(f"index {index} is out of range: there are {images.shape[0]} images (0..{images.shape[0] - 1})")
-    device, dtype = _device_dtype(model)
-    return images[int(index) : int(index) + 1].to(device=device, dtype=dtype)
+    return check_input(images[int(index) : int(index) + 1], model)
 
 
-def _resolve_layer(model: nn.Module, layer: str | nn.Module) -> nn.Module:
-    if isinstance(layer, nn.Module):
-        if not any(m is layer for m in model.modules()):
-            raise ValueError("layer is not a submodule of model: pass a module of this model or its dotted name")
-        return layer
-    try:
-        return model.get_submodule(layer)
-    except AttributeError:
-        names = [n for n, _ in model.named_modules() if n]
-        raise ValueError(f"model has no layer {layer!r}; dotted names it has: {names[:20]}") from None
-
-
-def _forward_capture(model: nn.Module, x: Tensor, layer: str | nn.Module) -> tuple[Tensor, Tensor]:
-    """Logits ``model(x)`` and the output of ``layer``, without leaving a hook behind."""
-    module = _resolve_layer(model, layer)
-    store: dict[str, Tensor] = {}
-    handle = module.register_forward_hook(lambda _m, _i, out: store.__setitem__("a", out.detach()))
-    try:
-        with torch.no_grad():
-            logits = model(x)
-    finally:
-        handle.remove()
-    return logits.detach(), store["a"]
-
-
-def _class_names(model: nn.Module, images: Tensor, class_names: Sequence[str] | None) -> list[str]:
-    if class_names is not None:
+def _class_names(model: nn.Module, n_out: int, class_names: Sequence[str] | None = None) -> list[str]:
+    """``class_names``, else the model's ``output_names``, else ``class 0``, ``class 1``, ..."""
+    if class_names is None:
+        class_names = getattr(model, "output_names", None)
+    if class_names is not None and len(class_names) == n_out:
         return [str(c) for c in class_names]
-    device, dtype = _device_dtype(model)
-    with torch.no_grad():
-        n_out = int(model(images[:1].to(device=device, dtype=dtype)).shape[-1])
-    known = tuple(getattr(camlib.data, "CLASSES", ()))
-    return list(known) if len(known) == n_out else [f"class {i}" for i in range(n_out)]
+    return [f"class {i}" for i in range(n_out)]
 
 
 def _target_arg(target: int | None) -> int | None:
@@ -277,14 +249,6 @@ def _target_arg(target: int | None) -> int | None:
 
 def _name(names: Sequence[str], c: int) -> str:
     return names[c] if 0 <= c < len(names) else f"class {c}"
-
-
-def _score_value(logits: Tensor, c: int, score: str) -> float:
-    if score == "softmax":
-        return float(torch.softmax(logits, -1)[0, c])
-    if score == "log_softmax":
-        return float(torch.log_softmax(logits, -1)[0, c])
-    return float(logits[0, c])
 
 
 def _figure(ncols: int, width: float = 9.5, height: float = 3.4) -> tuple[Figure, list[Any]]:
@@ -300,31 +264,13 @@ def _png(fig: Figure, right: float = 0.97) -> bytes:
     return figure_to_png(fig, dpi=80)
 
 
-def _blur(x: Tensor, sigma: float = 3.0) -> Tensor:
-    """A separable Gaussian blur of ``x`` (N, C, H, W) with reflection padding: the 'blur' baseline."""
-    radius = max(1, int(math.ceil(3 * sigma)))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    c = x.shape[1]
-    radius_h = min(radius, x.shape[-2] - 1)
-    radius_w = min(radius, x.shape[-1] - 1)
-    kh = k[radius - radius_h : radius + radius_h + 1]
-    kw = k[radius - radius_w : radius + radius_w + 1]
-    kh, kw = kh / kh.sum(), kw / kw.sum()
-    y = torch.nn.functional.pad(x, (radius_w, radius_w, 0, 0), mode="reflect")
-    y = torch.nn.functional.conv2d(y, kw.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    y = torch.nn.functional.pad(y, (0, 0, radius_h, radius_h), mode="reflect")
-    return torch.nn.functional.conv2d(y, kh.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
-
-
 def _baseline(x: Tensor, kind: str) -> Tensor:
     if kind == "grey":
         return torch.full_like(x, 0.5)
     if kind == "black":
         return torch.zeros_like(x)
     if kind == "blur":
-        return _blur(x)
+        return camlib.metrics.blur(x)
     raise ValueError(f"baseline must be one of {BASELINES}, got {kind!r}")
 
 
@@ -339,18 +285,15 @@ def render_feature_maps(
     Readout: the predicted class and logit, the shape of ``A``, and for channel ``k`` its min, max and
     ``s_k = sum_ij A^k_ij`` (the quantity that GAP divides by ``Z = h w``).
     """
-    model, images = _check_model(model), _check_images(images)
+    model, images = check_model(model), _images(images)
     x = _pick(images, index, model)
-    logits, acts = _forward_capture(model, x, layer)
-    if acts.ndim != 4:
-        raise ValueError(f"layer {layer!r} outputs shape {tuple(acts.shape)}; pick a convolutional layer (N, K, h, w)")
+    logits, acts = predict_with_layer(model, x, layer)
     k_total = acts.shape[1]
     if not 0 <= int(channel) < k_total:
         raise ValueError(f"channel {channel} is out of range: the layer has {k_total} channels (0..{k_total - 1})")
     a = acts[0, int(channel)].double().cpu()
     pred = int(logits[0].argmax())
-    known = tuple(getattr(camlib.data, "CLASSES", ()))
-    names = list(known) if len(known) == logits.shape[-1] else []
+    names = _class_names(model, logits.shape[-1])
     fig, (ax0, ax1) = _figure(2, width=7.5, height=3.4)
     ax0.imshow(to_display(x[0]))
     ax0.set_title(f"image {index}")
@@ -370,8 +313,8 @@ def render_feature_maps(
 
 def feature_maps_explorer(model: nn.Module, images: Tensor, layer: str | nn.Module = "features") -> Explorer:
     """Explore the channels of ``layer``: sliders for the image index and the channel."""
-    model, images = _check_model(model), _check_images(images)
-    _, acts = _forward_capture(model, _pick(images, 0, model), layer)
+    model, images = check_model(model), _images(images)
+    _, acts = predict_with_layer(model, _pick(images, 0, model), layer)
     controls = {
         "index": _slider(widgets.IntSlider, "image", 0, 0, images.shape[0] - 1, 1),
         "channel": _slider(widgets.IntSlider, "channel", 0, 0, acts.shape[1] - 1, 1),
@@ -492,8 +435,8 @@ def render_occlusion(
     Readout: the explained logit, the largest score drop ``y(x) - y(x_{P <- b})`` over windows, the
     number of windows and of forward passes (windows + 1 for the clean image).
     """
-    model = _check_model(model)
-    x = _pick(_check_images(image, "image"), 0, model)
+    model = check_model(model)
+    x = _pick(_images(image, "image"), 0, model)
     base = _baseline(x, baseline)
     attr = camlib.occlusion(model, x, target=_target_arg(target), patch=int(patch), stride=int(stride), baseline=base)
     values = attr.values[0].mean(0).double().cpu()
@@ -526,17 +469,24 @@ def render_occlusion(
 
 def occlusion_explorer(model: nn.Module, image: Tensor, target: int | None = None) -> Explorer:
     """Sliders for the patch size and the stride, and a baseline choice (grey, black, blur)."""
-    model = _check_model(model)
-    image = _check_images(image, "image")[:1]
+    model = check_model(model)
+    image = _images(image, "image")[:1]
     size = int(min(image.shape[-2:]))
+    # stride >= size / 16 keeps a render under ~300 forward passes (about a second on a laptop CPU)
+    low, high = max(2, size // 16), max(2, size // 4)
     controls = {
-        "patch": _slider(widgets.IntSlider, "patch", min(8, size), 2, max(2, size // 2), 1),
-        # stride >= size / 16 keeps a render under ~300 forward passes (about a second on a laptop CPU)
-        "stride": _slider(widgets.IntSlider, "stride", min(8, size), max(2, size // 16), max(2, size // 4), 1),
+        "patch": _slider(widgets.IntSlider, "patch", min(8, size), low, max(low, size // 2), 1),
+        "stride": _slider(widgets.IntSlider, "stride", min(8, size), low, high, 1),
         "baseline": _choice("baseline", BASELINES, "grey"),
     }
+
+    def on_change(explorer: Explorer, _name_changed: str) -> None:
+        # every pixel must be covered: the stride never exceeds the patch
+        patch = explorer.controls["patch"].value
+        explorer.set_quietly("stride", max=max(low, min(high, patch)))
+
     return Explorer(
-        "occlusion", render_occlusion, controls, {"model": model, "image": image, "target": target},
+        "occlusion", render_occlusion, controls, {"model": model, "image": image, "target": target}, on_change=on_change,
         static={"patch": list(range(controls["stride"].value, controls["patch"].max + 1, 2))},
     )  # the site's patches start at the stride, where every pixel is covered
 
@@ -560,25 +510,20 @@ def render_cam(
 
     The map ``relu(sum_k w_k A^k)`` is upsampled to the image, min-max normalised to ``[0, 1]``, set to
     zero below ``threshold`` and blended with ``opacity``. CAM always uses the GAP layer and the logit;
-    Grad-CAM++ (eq. 19) explains ``exp(logit)``. Readout: the explained score, the map's raw range,
+    Grad-CAM++ (eq. 19) differentiates ``exp(logit)`` and reports the logit. Readout: the explained score, the map's raw range,
     the number of positive channel weights, and the fraction of the image at or above ``threshold``.
     """
-    model, images = _check_model(model), _check_images(images)
-    if score not in SCORES:
-        raise ValueError(f"score must be one of {SCORES}, got {score!r}")
-    names = list(class_names) if class_names is not None else _class_names(model, images, None)
+    model, images = check_model(model), _images(images)
+    check_score(score, model)
     x = _pick(images, index, model)
     if method not in CAM_METHODS:
         raise ValueError(f"method must be one of {CAM_METHODS}, got {method!r}")
     res = getattr(camlib, method)(model, x, layer, target=_target_arg(target), score=score)
-    size = tuple(x.shape[-2:])
-    heat = as_map(res.map[0], size)
-    lo, hi = float(heat.min()), float(heat.max())
-    norm = (heat - lo) / (hi - lo) if hi > lo else np.zeros_like(heat)
+    norm = camlib.normalize(camlib.upsample(res.map, tuple(x.shape[-2:])))[0].double().cpu().numpy()
     shown = np.where(norm >= threshold, norm, 0.0)
     c = int(res.target[0])
-    with torch.no_grad():
-        logits = model(x)
+    logits = predict(model, x)
+    names = _class_names(model, logits.shape[-1], class_names)
     pred = int(logits[0].argmax())
     fig, (ax0, ax1) = _figure(2, width=7.5, height=3.6)
     ax0.imshow(to_display(x[0]))
@@ -587,17 +532,16 @@ def render_cam(
     if not shown.max() > 0:  # never a silent empty panel
         ax1.text(0.5, 0.5, "all zero: no positive\nevidence for this class", transform=ax1.transAxes, ha="center",
                  va="center", fontsize=9, bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"})
-    if 0.0 < threshold < 1.0 and hi > lo:
+    if 0.0 < threshold < 1.0 and norm.max() > norm.min():
         ax1.contour(norm, levels=[threshold], colors="white", linewidths=1)
     ax1.set_title(f"{method} for {_name(names, c)}", fontsize=10)
     for ax in (ax0, ax1):
         ax.set_axis_off()
-    used_layer = layer if isinstance(layer, str) else type(layer).__name__
-    explained = "exp(logit)" if method == "grad_cam_pp" else ("logit" if method == "cam" else score)
+    note = " (eq. 19 differentiates exp(logit); the weights leave out its factor)" if method == "grad_cam_pp" else ""
     weights = res.weights[0]
     text = (
-        f"{method} at layer {used_layer}: class {c} ({_name(names, c)}), explained score {explained} "
-        f"= {float(res.score[0]):.4f}\n"
+        f"{method} at layer {res.layer}: class {c} ({_name(names, c)}), explained score {res.score_kind} "
+        f"= {float(res.score[0]):.4f}{note}\n"
         f"predicted {_name(names, pred)} (logit {float(logits[0, pred]):.4f})\n"
         f"raw map range [{float(res.raw[0].min()):.4f}, {float(res.raw[0].max()):.4f}]; "
         f"positive channel weights {int((weights > 0).sum())} of {weights.numel()}\n"
@@ -624,12 +568,12 @@ def cam_explorer(
 ) -> Explorer:
     """Image index, class (or predicted), method, layer (not for CAM), score (logit or softmax, for the
     methods that take one), overlay opacity and threshold."""
-    model, images = _check_model(model), _check_images(images)
+    model, images = check_model(model), _images(images)
     methods = list(methods)
     for m in methods:
         if m not in CAM_METHODS:
             raise ValueError(f"unknown method {m!r}; choose from {tuple(CAM_METHODS)}")
-    names = _class_names(model, images, class_names)
+    names = _class_names(model, predict(model, _pick(images, 0, model)).shape[-1], class_names)
     layer_names = list(layers) if layers is not None else _conv_layers(model, layer)
     if not isinstance(layer, str):
         raise TypeError("cam_explorer needs the layer as a dotted name (e.g. 'features') so it can list choices")
@@ -648,12 +592,9 @@ def cam_explorer(
         # CAM reads the layer that feeds the GAP; CAM and Grad-CAM++ are defined for the logit only
         fixed = {"layer": layer if method == "cam" else None, "score": "logit" if method in LOGIT_ONLY else None}
         for name, value in fixed.items():
-            control = explorer.controls[name]
-            if value is not None and control.value != value:
-                control.unobserve(explorer._changed, names="value")
-                control.value = value
-                control.observe(explorer._changed, names="value")
-            control.disabled = value is not None
+            if value is not None:
+                explorer.set_quietly(name, value=value)
+            explorer.controls[name].disabled = value is not None
 
     return Explorer(
         "cam",
@@ -759,16 +700,14 @@ def render_ig(
     Readout: ``F(x)``, ``F(x')``, ``sum_i IG_i`` and the completeness error
     ``delta = sum_i IG_i - (F(x) - F(x'))`` (also relative to ``|F(x) - F(x')|``).
     """
-    model = _check_model(model)
-    x = _pick(_check_images(image, "image"), 0, model)
+    model = check_model(model)
+    x = _pick(_images(image, "image"), 0, model)
     base = _baseline(x, baseline)
     attr = camlib.integrated_gradients(model, x, target=_target_arg(target), baseline=base, steps=int(steps), rule=rule)
     c = int(attr.target[0])
-    with torch.no_grad():
-        fx = float(model(x)[0, c])
-        fb = float(model(base)[0, c])
+    fx, fb = float(attr.score[0]), float(attr.extras["baseline_score"][0])
     total = float(attr.values[0].double().sum())
-    delta = float(attr.delta[0]) if attr.delta is not None else total - (fx - fb)
+    delta = float(attr.delta[0])
     rel = abs(delta) / abs(fx - fb) if fx != fb else float("inf")
     heat = attr.values[0].double().sum(0).cpu().numpy()
     fig, (ax0, ax1) = _figure(2, width=7.5, height=3.5)
@@ -790,8 +729,8 @@ def render_ig(
 
 def ig_explorer(model: nn.Module, image: Tensor, target: int | None = None, max_steps: int = 64) -> Explorer:
     """A slider for the number of steps and a choice of quadrature rule and baseline."""
-    model = _check_model(model)
-    image = _check_images(image, "image")[:1]
+    model = check_model(model)
+    image = _images(image, "image")[:1]
     rules = _ig_rules()
     controls = {
         "steps": _slider(widgets.IntSlider, "steps", 16, 1, int(max_steps), 1),
@@ -838,7 +777,7 @@ def render_comparison(
     first raster-order maximum is inside the mask) and the energy inside the mask
     ``sum_{mask} relu(M) / sum relu(M)``.
     """
-    model, images = _check_model(model), _check_images(images)
+    model, images = check_model(model), _images(images)
     if not isinstance(masks, Tensor) or masks.ndim != 3 or masks.shape[0] != images.shape[0]:
         raise ValueError("masks must be a (N, H, W) tensor with one mask per image")
     x = _pick(images, index, model)
@@ -882,7 +821,7 @@ def comparison_explorer(
     layer: str | nn.Module = "features",
 ) -> Explorer:
     """An image slider and a method choice; the readout scores the map against the mask."""
-    model, images = _check_model(model), _check_images(images)
+    model, images = check_model(model), _images(images)
     if not isinstance(masks, Tensor) or masks.ndim != 3 or masks.shape[0] != images.shape[0]:
         raise ValueError("masks must be a (N, H, W) tensor with one mask per image")
     controls = {

@@ -193,7 +193,7 @@ def test_sensitivity_is_only_first_order_in_a_deep_head_and_leaves_no_hook():
     assert not model.features._forward_hooks
     with pytest.raises(ValueError, match="differs from result.activations"):
         axioms.sensitivity_violation(model, x, "head", res)
-    with pytest.raises(ValueError, match="no layer named"):
+    with pytest.raises(ValueError, match="not a submodule"):
         axioms.sensitivity_violation(model, x, "featurez", res)
 
 

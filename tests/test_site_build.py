@@ -114,7 +114,11 @@ def _parse(text: str) -> _Static:
 
 
 def test_static_html_holds_every_frame_of_the_grid_and_starts_on_the_current_values():
+    import torch
+
+    threads = torch.get_num_threads()
     text = static.static_html("tiny", _tiny_render, {}, _controls(), {"a": None, "b": None})
+    assert torch.get_num_threads() == threads  # one thread while rendering, restored afterwards
     page = _parse(text)
     data = json.loads(page.frames_json)
     assert [axis["labels"] for axis in data["axes"]] == [["0", "1", "2", "3"], ["x", "y"]]

@@ -21,6 +21,8 @@ from matplotlib.patches import Rectangle
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
+from .._hooks import predict_with_layer
+
 __all__ = ["filter_mosaic", "head_contributions", "first_layer_roles", "receptive_field", "key_figure"]
 
 
@@ -49,9 +51,8 @@ def head_contributions(model: nn.Module, x: Tensor, target: int | None = None) -
     ``contributions`` (K,), ``bias`` (scalar), ``logit`` (scalar) and ``target`` (int), where
     ``contributions.sum() + bias == logit`` for a GAP-linear head.
     """
-    with torch.no_grad():
-        A = model.features(model.norm(x))[0]
-        logits = model(x)[0]
+    out, acts = predict_with_layer(model, x, "features")
+    A, logits = acts[0], out[0]
     c = int(logits.argmax()) if target is None else int(target)
     F = A.mean(dim=(1, 2))
     return {

@@ -13,13 +13,15 @@ from matplotlib.figure import Figure
 
 import camlib
 
+from .._hooks import predict
+
 __all__ = ["key_figure"]
 
 METHODS = ("CAM", "Grad-CAM", "Grad-CAM++", "XGrad-CAM", "Integrated\nGradients", "Occlusion")
 
 
 def _maps(model: torch.nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
-    target = model(images).argmax(dim=1)
+    target = predict(model, images).argmax(dim=1)
     cams = [
         camlib.cam(model, images, target=target, layer="features").map,
         camlib.grad_cam(model, images, "features", target=target).map,

@@ -1,0 +1,152 @@
+"""Bad input gets camlib's own error, naming the fix: one test id per case.
+
+Each case is ``(id, call, error type, message pattern)``; ``call(model, x)`` gets a float64
+mean-GAP net (``features`` -> GAP -> ``fc``, 4 classes) and a batch of two 8x8 RGB images.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import camlib
+from camlib import axioms, metrics
+from tiny_nets import single_thread  # noqa: F401  (autouse: one thread)
+from tiny_nets import deep_head_net, gap_net, images
+
+
+class MapModel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Conv2d(3, 2, 1)
+
+    def forward(self, x):
+        return self.features(x)  # (N, C, H, W), not (N, classes)
+
+
+class VGGLike(nn.Module):
+    """VGG's layout: features -> AdaptiveAvgPool2d((7, 7)) -> flatten -> linear classifier."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+        self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(4 * 49, 3))
+
+    def forward(self, x):
+        return self.classifier(self.avgpool(self.features(x)))
+
+
+def _nan(x):
+    y = x.clone()
+    y[0, 0, 0, 0] = float("nan")
+    return y
+
+
+def _inf(x):
+    y = x.clone()
+    y[1, 2, 3, 4] = -float("inf")
+    return y
+
+
+CASES = [
+    # layers
+    ("layer-typo", lambda m, x: camlib.grad_cam(m, x, "feature"), ValueError, r"not a submodule.*features"),
+    ("layer-close-name", lambda m, x: camlib.grad_cam(m, x, "features.22"), ValueError, r"features\.2"),
+    ("layer-foreign-module", lambda m, x: camlib.grad_cam(m, x, nn.ReLU()), ValueError, "not inside this model"),
+    ("layer-int", lambda m, x: camlib.grad_cam(m, x, 3), TypeError, "layer must be"),
+    ("layer-not-a-map", lambda m, x: camlib.grad_cam(m, x, "fc"), ValueError, "4-D"),
+    ("cam-vgg-suggests-a-conv-layer", lambda m, x: camlib.cam(VGGLike().double(), x), ValueError,
+     r"grad_cam\(model, x, layer='features'\)"),
+    ("cam-explicit-pool-suggests-a-conv-layer", lambda m, x: camlib.cam(VGGLike().double(), x, "avgpool"),
+     ValueError, r"layer='features'\)"),
+    ("cam-not-gap", lambda m, x: camlib.cam(deep_head_net(seed=0), x), ValueError, "grad_cam"),
+    # inputs
+    ("x-one-image", lambda m, x: camlib.grad_cam(m, x[0], "features"), ValueError, r"unsqueeze\(0\)"),
+    ("x-flat", lambda m, x: camlib.saliency(m, x.flatten(1)), ValueError, "4-D"),
+    ("x-numpy", lambda m, x: camlib.saliency(m, x.numpy()), TypeError, r"torch\.as_tensor"),
+    ("x-int", lambda m, x: camlib.saliency(m, x.long()), TypeError, "floating-point"),
+    ("x-empty", lambda m, x: camlib.saliency(m, x[:0]), ValueError, "empty batch"),
+    ("x-nan", lambda m, x: camlib.integrated_gradients(m, _nan(x)), ValueError, "NaN or infinite"),
+    ("x-inf", lambda m, x: camlib.occlusion(m, _inf(x)), ValueError, "NaN or infinite"),
+    ("x-channels", lambda m, x: camlib.grad_cam(m, x[:, :2], "features"), ValueError,
+     r"2 channels but the model's first convolution expects 3"),
+    ("x-channels-metric", lambda m, x: metrics.deletion(m, x[:, :1], torch.rand(2, 8, 8), steps=2), ValueError,
+     "1 channels but"),
+    ("model-not-a-module", lambda m, x: camlib.saliency(lambda v: v, x), TypeError, "torch.nn.Module"),
+    ("model-output-map", lambda m, x: camlib.grad_cam(MapModel(), x.float(), "features"), ValueError, r"\(N, classes\)"),
+    ("model-output-map-pixel", lambda m, x: camlib.saliency(MapModel(), x.float()), ValueError, r"\(N, classes\)"),
+    # targets
+    ("target-too-big", lambda m, x: camlib.grad_cam(m, x, "features", target=4), ValueError, r"0\.\.3"),
+    ("target-negative", lambda m, x: camlib.occlusion(m, x, target=[0, -1]), ValueError, "out of range"),
+    ("target-2**70", lambda m, x: camlib.grad_cam(m, x, "features", target=2**70), ValueError, "out of range"),
+    ("target-2**70-in-list", lambda m, x: camlib.saliency(m, x, target=[0, 2**70]), ValueError, "out of range"),
+    ("target-too-many", lambda m, x: camlib.grad_cam(m, x, "features", target=[0, 1, 2]), ValueError,
+     "3 entries but the batch has N = 2"),
+    ("target-too-few", lambda m, x: camlib.saliency(m, x, target=torch.tensor([1])), ValueError, "1 entries"),
+    ("target-float-tensor", lambda m, x: camlib.saliency(m, x, target=torch.tensor([1.0, 2.0])), TypeError,
+     "integer class"),
+    ("target-float-numpy", lambda m, x: camlib.saliency(m, x, target=np.array([1.0, 2.0])), TypeError,
+     "integer class"),
+    ("target-2d", lambda m, x: camlib.saliency(m, x, target=torch.zeros(2, 1, dtype=torch.long)), ValueError,
+     "flatten"),
+    ("target-dict", lambda m, x: camlib.saliency(m, x, target={0: 1}), TypeError, "target must be"),
+    # scores and options
+    ("score-unknown", lambda m, x: camlib.grad_cam(m, x, "features", score="prob"), ValueError, "score must be"),
+    ("score-cam-softmax", lambda m, x: camlib.cam(m, x, score="softmax"), ValueError, "logit only"),
+    ("score-grad-cam-pp-softmax", lambda m, x: camlib.grad_cam_pp(m, x, "features", score="softmax"), ValueError,
+     "logit only"),
+    ("variant-unknown", lambda m, x: camlib.grad_cam_pp(m, x, "features", variant="torchcam"), ValueError, "variant"),
+    ("rule-unknown", lambda m, x: camlib.integrated_gradients(m, x, rule="simpson"), ValueError, "rule must be"),
+    ("steps-float", lambda m, x: camlib.integrated_gradients(m, x, steps=2.5), TypeError, "steps must be an int"),
+    ("steps-zero", lambda m, x: camlib.integrated_gradients(m, x, steps=0), ValueError, "steps must be at least 1"),
+    ("steps-float-deletion", lambda m, x: metrics.deletion(m, x, torch.rand(2, 8, 8), steps=2.5), TypeError,
+     "steps must be an int"),
+    ("batch-size-zero", lambda m, x: camlib.occlusion(m, x, batch_size=0), ValueError, "batch_size"),
+    ("patch-too-big", lambda m, x: camlib.occlusion(m, x, patch=9), ValueError, "larger than the image"),
+    ("patch-float", lambda m, x: camlib.occlusion(m, x, patch=2.5), TypeError, "pair of ints"),
+    # baselines and substrates
+    ("baseline-numpy", lambda m, x: camlib.integrated_gradients(m, x, baseline=np.zeros((3, 8, 8))), TypeError,
+     r"torch\.as_tensor"),
+    ("baseline-shape", lambda m, x: camlib.integrated_gradients(m, x, baseline=torch.zeros(3, 4, 4)), ValueError,
+     "does not match the input"),
+    ("baseline-shape-occlusion", lambda m, x: camlib.occlusion(m, x, baseline=torch.zeros(5, 3, 8, 8)), ValueError,
+     "does not match the input"),
+    ("baseline-string", lambda m, x: camlib.occlusion(m, x, baseline="grey"), TypeError, "baseline must be"),
+    ("substrate-shape", lambda m, x: metrics.deletion(m, x, torch.rand(2, 8, 8), substrate=torch.zeros(3, 4, 4)),
+     ValueError, "substrate of shape"),
+    ("substrate-numpy", lambda m, x: metrics.insertion(m, x, torch.rand(2, 8, 8), substrate=np.zeros((3, 8, 8))),
+     TypeError, r"torch\.as_tensor"),
+    ("baseline-shape-completeness", lambda m, x: axioms.completeness(m, x, camlib.saliency(m, x),
+                                                                     baseline=torch.zeros(1, 3, 2, 2)),
+     ValueError, "does not match the input"),
+    # results given to axioms and metrics
+    ("axiom-batch-mismatch-conservation", lambda m, x: axioms.conservation_violation(
+        m, x[:1], camlib.grad_cam(m, x, "features")), ValueError, "pass the input the result was computed for"),
+    ("axiom-batch-mismatch-sensitivity", lambda m, x: axioms.sensitivity_violation(
+        m, x, "features", camlib.grad_cam(m, x[:1], "features")), ValueError, "pass the input the result"),
+    ("axiom-batch-mismatch-completeness", lambda m, x: axioms.completeness(
+        m, x[:1], camlib.saliency(m, x)), ValueError, "pass the input the attribution was computed for"),
+    ("metric-batch-mismatch", lambda m, x: metrics.deletion(m, x, torch.rand(3, 8, 8), steps=2), ValueError,
+     "3 maps for 2 images"),
+    # post-processing and the core
+    ("normalize-empty", lambda m, x: camlib.normalize(torch.zeros(0, 4, 4)), ValueError, "empty"),
+    ("upsample-empty", lambda m, x: camlib.upsample(torch.zeros(2, 0, 4), 8), ValueError, "empty"),
+    ("upsample-size-string", lambda m, x: camlib.upsample(torch.rand(2, 4, 4), "64"), TypeError, "pair of ints"),
+    ("upsample-size-triple", lambda m, x: camlib.upsample(torch.rand(2, 4, 4), (8, 8, 8)), TypeError, "pair of ints"),
+    ("upsample-size-zero", lambda m, x: camlib.upsample(torch.rand(2, 4, 4), (0, 8)), ValueError, "positive"),
+    ("upsample-size-float", lambda m, x: camlib.upsample(torch.rand(2, 4, 4), 8.5), TypeError, "pair of ints"),
+    ("weighted-sum-dtypes", lambda m, x: camlib.channel_weighted_sum(torch.rand(2, 3), torch.rand(2, 3, 4, 4).double()),
+     TypeError, "same dtype"),
+    ("weighted-sum-shapes", lambda m, x: camlib.channel_weighted_sum(torch.rand(2, 2), torch.rand(2, 3, 4, 4)),
+     ValueError, "weights must be"),
+]
+
+
+@pytest.mark.parametrize("call, error, match", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_gets_camlibs_error(call, error, match):
+    model, x = gap_net(seed=1), images(n=2, size=8)
+    with pytest.raises(error, match=match):
+        call(model, x)
