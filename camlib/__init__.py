@@ -13,6 +13,11 @@ from .pixel import *  # noqa: F401,F403
 from .pixel import __all__ as _pixel_all
 from .postprocess import *  # noqa: F401,F403
 from .postprocess import __all__ as _post_all
+from .guided import *  # noqa: F401,F403
+from .guided import __all__ as _guided_all
+from .gradient_free import *  # noqa: F401,F403
+from .gradient_free import __all__ as _gradient_free_all
+from .smoothgrad import smooth_grad
 from .results import Attribution, CamResult
 
 __version__ = "0.1.0"
@@ -23,6 +28,9 @@ __all__ = [
     *_cam_all,
     *_pixel_all,
     *_post_all,
+    *_guided_all,
+    *_gradient_free_all,
+    "smooth_grad",
     "axioms",
     "data",
     "faces",
