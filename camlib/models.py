@@ -3,7 +3,8 @@
 Bundled networks, all loaded by :func:`load_model` in eval mode on the CPU:
 
 * ``"gap"``, ``"fc"``, ``"spurious"`` (:data:`MODEL_NAMES`): the course's own shape classifiers,
-  trained by ``python -m camlib.training``;
+  trained by ``python -m camlib.training``; ``"permuted"``, the ``gap`` architecture trained on
+  permuted labels (the data-randomisation test of notebook 08);
 * ``"onet"``: the O-Net of MTCNN (Zhang, Zhang, Li & Qiao, IEEE Signal Processing Letters
   2016), a real face network trained on real photographs; its weights are copied byte for
   byte from the facenet-pytorch 2.6.0 wheel (MIT licence, see
@@ -69,7 +70,7 @@ __all__ = [
 ]
 
 #: The course models, trained by ``python -m camlib.training`` (which writes only these).
-MODEL_NAMES: tuple[str, ...] = ("gap", "fc", "spurious")
+MODEL_NAMES: tuple[str, ...] = ("gap", "fc", "spurious", "permuted")
 #: Bundled networks trained elsewhere; their files are checked, never regenerated, by camlib.
 THIRD_PARTY_MODELS: tuple[str, ...] = ("onet",)
 #: Every name :func:`load_model` accepts.
@@ -434,7 +435,7 @@ class ONet(nn.Module):
         return other
 
 
-_ARCH = {"gap": ShapesGAPNet, "fc": ShapesFCNet, "spurious": ShapesGAPNet, "onet": ONet}
+_ARCH = {"gap": ShapesGAPNet, "fc": ShapesFCNet, "spurious": ShapesGAPNet, "permuted": ShapesGAPNet, "onet": ONet}
 
 
 def _check_name(name: str) -> None:

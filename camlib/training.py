@@ -16,6 +16,12 @@ BatchNorm (:func:`with_batchnorm`); afterwards it is folded into the convolution
 :mod:`camlib.models`. Determinism: ``torch.manual_seed(seed)``, a seeded
 ``torch.Generator`` for shuffling, ``torch.use_deterministic_algorithms(True)`` and a fixed
 thread count during training (all restored afterwards).
+
+``"permuted"`` is the ``gap`` architecture trained on the same kind of images with their labels
+randomly permuted (a seeded permutation of the training labels, so each image carries the label
+of another one), until it fits them: the model of Adebayo et al.'s data-randomisation test. Its
+record holds ``train_permuted``, the accuracy on the permuted training labels, beside ``test``
+(the held-out accuracy on the true labels, near chance).
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ class TrainConfig:
     spurious: Literal["train"] | None = None
     seed: int = 0
     threads: int = 2
+    permute_labels: bool = False  # train on a seeded permutation of the labels (data randomisation)
 
 
 CONFIGS: dict[str, TrainConfig] = {
@@ -70,9 +77,22 @@ CONFIGS: dict[str, TrainConfig] = {
     # the 4096-input hidden layer of the FC head needs a small Adam step, else its ReLUs die
     "fc": TrainConfig(head_lr=5e-4),
     "spurious": TrainConfig(spurious="train", n_train=6000, epochs=1),
+    # memorising labels that carry no information takes many passes over a small set
+    "permuted": TrainConfig(n_train=128, epochs=100, permute_labels=True),
 }
 
-_DATA_SEED_OFFSET = {"gap": 0, "fc": 1, "spurious": 2}
+_DATA_SEED_OFFSET = {"gap": 0, "fc": 1, "spurious": 2, "permuted": 3}
+
+
+def _training_data(name: str, cfg: TrainConfig) -> tuple[Tensor, Tensor]:
+    """The training images of ``name`` and the labels it is trained on (permuted if ``cfg`` says so)."""
+    train = _data.make_shapes(cfg.n_train, seed=_data.TRAIN_SEED + 1000 * cfg.seed
+                              + _DATA_SEED_OFFSET[name], spurious=cfg.spurious)
+    labels = train.labels
+    if cfg.permute_labels:
+        gen = torch.Generator().manual_seed(cfg.seed + 1)
+        labels = labels[torch.randperm(cfg.n_train, generator=gen)]
+    return train.images, labels
 
 
 def with_batchnorm(model: nn.Module) -> nn.Module:
@@ -145,7 +165,7 @@ def accuracy(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int =
 
 
 def train_model(
-    name: Literal["gap", "fc", "spurious"],
+    name: Literal["gap", "fc", "spurious", "permuted"],
     config: TrainConfig | None = None,
     verbose: bool = False,
 ) -> tuple[nn.Module, dict]:
@@ -157,8 +177,7 @@ def train_model(
     _models._check_name(name)
     cfg = config if config is not None else CONFIGS[name]
     t0 = time.perf_counter()
-    train = _data.make_shapes(cfg.n_train, seed=_data.TRAIN_SEED + 1000 * cfg.seed
-                              + _DATA_SEED_OFFSET[name], spurious=cfg.spurious)
+    images, labels = _training_data(name, cfg)
     t1 = time.perf_counter()
     with _deterministic(cfg.threads):
         torch.manual_seed(cfg.seed)
@@ -180,7 +199,7 @@ def train_model(
             running = 0.0
             for b in range(steps_per_epoch):
                 idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-                loss = F.cross_entropy(model(train.images[idx]), train.labels[idx])
+                loss = F.cross_entropy(model(images[idx]), labels[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -197,6 +216,7 @@ def train_model(
         "n_train": cfg.n_train,
         "epochs": cfg.epochs,
         "spurious": cfg.spurious,
+        "permute_labels": cfg.permute_labels,
         "threads": cfg.threads,
         "data_seconds": round(t1 - t0, 2),
         "train_seconds": round(t2 - t1, 2),
@@ -204,9 +224,15 @@ def train_model(
     return model, record
 
 
-def evaluate(name: str, model: nn.Module, n: int = 1000) -> dict[str, float]:
-    """Held-out accuracies: ``test`` for every model, plus cue present/absent/swapped."""
+def evaluate(name: str, model: nn.Module, n: int = 1000, config: TrainConfig | None = None) -> dict[str, float]:
+    """Held-out accuracies: ``test`` for every model, plus cue present/absent/swapped; for a model
+    trained on permuted labels also ``train_permuted``, its fit to those labels (``config``: the
+    run's settings, default :data:`CONFIGS`)."""
     out: dict[str, float] = {}
+    cfg = config if config is not None else CONFIGS.get(name)
+    if cfg is not None and cfg.permute_labels:
+        images, labels = _training_data(name, cfg)
+        out["train_permuted"] = accuracy(model, images, labels)
     if name == "spurious":
         for kind in ("train", "absent", "swapped"):
             ts = _data.test_set(n, spurious=kind)
@@ -263,7 +289,7 @@ def regenerate(
             print(f"training {name!r} ...", flush=True)
         cfg = (configs or {}).get(name, CONFIGS[name])
         model, record = train_model(name, cfg, verbose=verbose)
-        record["accuracy"] = {k: round(v, 4) for k, v in evaluate(name, model).items()}
+        record["accuracy"] = {k: round(v, 4) for k, v in evaluate(name, model, config=cfg).items()}
         path = wdir / f"{name}.pt"
         torch.save(model.state_dict(), path)
         record["file"] = path.name
