@@ -16,6 +16,7 @@ FIGURES: dict[str, str] = {
     "05_grad_cam_plus_plus": "nb05",
     "06_axioms": "nb06",
     "08_evaluating_explanations": "nb08",
+    "09_a_real_network": "nb09",
 }
 
 __all__ = ["FIGURES"]
