@@ -44,7 +44,7 @@ except ImportError as error:  # the library itself needs no Jupyter; the explore
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
+from matplotlib.patches import Circle, Rectangle
 from torch import Tensor, nn
 
 import camlib
@@ -74,6 +74,8 @@ __all__ = [
     "ig_explorer",
     "render_comparison",
     "comparison_explorer",
+    "render_real_network",
+    "real_network_explorer",
 ]
 
 RenderResult = tuple[bytes, str]
@@ -831,4 +833,127 @@ def comparison_explorer(
     return Explorer(
         "comparison", render_comparison, controls, {"model": model, "images": images, "masks": masks, "layer": layer},
         static={"method": None, "index": list(range(min(4, images.shape[0])))},
+    )  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- nb09: a real network
+
+
+#: what the real-network explorer can explain: the face logit or one of O-Net's five landmarks
+REAL_OUTPUTS = ("face", "left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+
+
+def render_real_network(
+    model: nn.Module,
+    images: Tensor,
+    names: Sequence[str],
+    points: Tensor,
+    index: int = 0,
+    output: str = "face",
+    method: str = "grad_cam",
+    layer: str = "prelu3",
+) -> RenderResult:
+    """MTCNN's O-Net on image ``index``: the face logit or a landmark explained by ``method``.
+
+    ``output="face"``: the map of the face logit at 48 x 48 (:func:`camlib.figures.nb09.face_map`:
+    a CAM's ``map`` after its ReLU, or a pixel attribution summed over channels). A landmark (e.g.
+    ``"left_eye"``): :func:`camlib.figures.nb09.landmark_map`, ``|S(u)| + |S(v)|`` of the point's
+    two coordinates, with O-Net's prediction (+) and the reference point of ``points`` (x; O-Net's
+    own prediction for LFW, the hand annotation for the portraits) and the pointing-game
+    tolerance drawn. ``layer`` is used by the CAM family and Guided Grad-CAM. Readout: the face
+    probability, the explained score, the map's range, for a landmark the distance from the map's
+    maximum to the reference point and the verdict at the tolerance, for a CAM method the share of
+    negative activations at the layer and of channels whose activations sum below zero (PReLU).
+    """
+    from .figures import nb09
+
+    if isinstance(index, bool) or not 0 <= int(index) < images.shape[0]:
+        raise ValueError(f"index {index} is out of range: there are {images.shape[0]} images")
+    if output not in REAL_OUTPUTS:
+        raise ValueError(f"output must be one of {REAL_OUTPUTS}, got {output!r}")
+    i = int(index)
+    x = images[i : i + 1]
+    with torch.no_grad():
+        outs = model.outputs(x)
+    p_face = float(outs.face_probability[0])
+    predicted = outs.landmark_pixels[0]
+    uses_layer = method in nb09.CAM_METHODS or method == "guided_grad_cam"
+    fig, (ax0, ax1, ax2) = _figure(3, width=9.0, height=3.5)
+    ax0.imshow(to_display(x[0]))
+    ax0.set_axis_off()
+    ax0.set_title(f"{names[i]}: p(face) = {p_face:.4f}", fontsize=9)
+    lines = []
+    if output == "face":
+        res = nb09.explain(method, model, x, "face", layer)
+        heat = nb09.face_map(res)[0]
+        lines.append(f"{nb09.LABELS.get(method, method)}{f' at {layer}' if uses_layer else ''} explains the face logit "
+                     f"z_face = {float(res.score[0]):.3f} (p(face) = {p_face:.4f})")
+        ref = None
+    else:
+        k = camlib.models.ONET_LANDMARKS.index(output)
+        res = None
+        heat = nb09.landmark_map(method, model, x, output, layer)[0]
+        ref = points[i, k]
+        own = bool(torch.isnan(ref).any())
+        if own:  # no reference point for this image (a non-face): O-Net's own prediction stands in
+            ref = predicted[k]
+        flat = int(heat.argmax())
+        row, col = divmod(flat, heat.shape[-1])
+        dist = math.hypot(col - float(ref[0]), row - float(ref[1]))
+        hit = float(nb09.pointing(heat[None], ref[None]).values[0])
+        lines.append(f"{nb09.LABELS.get(method, method)}{f' at {layer}' if uses_layer else ''} explains the {output.replace('_', ' ')}: "
+                     f"|map of {output}_x| + |map of {output}_y|")
+        lines.append(f"O-Net puts it at (x, y) = ({float(predicted[k, 0]):.1f}, {float(predicted[k, 1]):.1f}); "
+                     f"reference ({float(ref[0]):.1f}, {float(ref[1]):.1f})"
+                     + (" = O-Net's own point (no reference for this image)" if own else ""))
+        lines.append(f"map maximum at ({col}, {row}), {dist:.1f} px from the reference: "
+                     f"{'hit' if hit == 1.0 else 'miss' if hit == 0.0 else f'{hit:.2f} of the tied maxima inside'} "
+                     f"at the {nb09.TOLERANCE} px tolerance")
+        for ax in (ax0, ax1, ax2):
+            ax.plot([float(predicted[k, 0])], [float(predicted[k, 1])], marker="+", color="#33ff99", ms=9, mew=2)
+            ax.plot([float(ref[0])], [float(ref[1])], marker="x", color="#33ccff", ms=6, mew=1.5)
+        ax1.add_patch(Circle((float(ref[0]), float(ref[1])), nb09.TOLERANCE, fill=False, color="#33ccff", lw=1))
+    lo, hi, cmap = camlib.plotting.map_scale(heat)
+    shown = camlib.plotting.draw_map(ax1, heat, vmin=lo, vmax=hi, cmap=cmap, title="map (its own scale)")
+    fig.colorbar(shown, ax=ax1, fraction=0.046, pad=0.03).ax.tick_params(labelsize=7)
+    camlib.plotting.draw_map(ax2, heat, image=x[0], vmin=lo, vmax=hi, cmap=cmap, title="over the image")
+    lines.append(f"map range [{float(heat.min()):.3g}, {float(heat.max()):.3g}]")
+    if uses_layer and output == "face" and isinstance(res, camlib.CamResult):
+        a = res.activations
+        s = a.flatten(2).sum(-1)
+        lines.append(f"layer {layer}: {100 * float((a < 0).double().mean()):.1f} % of activations negative, "
+                     f"{int((s < 0).sum())} of {s.shape[1]} channels sum below zero (PReLU)")
+    return _png(fig, right=0.95), "\n".join(lines)
+
+
+def real_network_explorer(
+    model: nn.Module, images: Tensor, names: Sequence[str], points: Tensor, methods: Sequence[str] | None = None
+) -> Explorer:
+    """Image, output (face or a landmark), method and layer for MTCNN's O-Net (notebook 09).
+
+    ``images`` (N, 3, 48, 48), ``names`` one per image, ``points`` (N, 5, 2) reference landmarks
+    (NaN where there are none). ``methods`` defaults to every method of
+    :mod:`camlib.figures.nb09` that camlib provides. The layer choice is disabled for the pixel
+    methods, which do not read a layer.
+    """
+    from .figures import nb09
+
+    if not isinstance(images, Tensor) or images.ndim != 4 or len(names) != images.shape[0]:
+        raise ValueError("images must be (N, 3, 48, 48) with one name per image")
+    methods = list(methods if methods is not None else nb09.available(nb09.PIXEL_METHODS + nb09.CAM_METHODS))
+    controls: dict[str, widgets.ValueWidget] = {
+        "index": _slider(widgets.IntSlider, "image", 0, 0, images.shape[0] - 1, 1),
+        "output": _choice("explain", list(REAL_OUTPUTS), "face"),
+        "method": _choice("method", methods, "grad_cam" if "grad_cam" in methods else methods[0]),
+        "layer": _choice("layer", list(nb09.LAYER_CHOICES), "prelu3"),
+    }
+
+    def on_change(explorer: Explorer, _name_changed: str) -> None:
+        method = explorer.controls["method"].value
+        explorer.controls["layer"].disabled = not (method in nb09.CAM_METHODS or method == "guided_grad_cam")
+
+    return Explorer(
+        "real-network", render_real_network, controls,
+        {"model": model, "images": images, "names": list(names), "points": points}, on_change=on_change,
+        static={"index": list(range(images.shape[0])), "output": ["face", "left_eye"]},
     )  # fmt: skip

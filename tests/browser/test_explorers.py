@@ -41,6 +41,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     "05_grad_cam_plus_plus.ipynb": ("alpha",),
     "06_axioms.ipynb": ("ig",),
     "08_evaluating_explanations.ipynb": ("comparison",),
+    "09_a_real_network.ipynb": ("real-network",),
 }
 
 
