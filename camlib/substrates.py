@@ -121,16 +121,10 @@ def substrate_image(x: Tensor, substrate: Substrate) -> Tensor:
     """
     x = _check_images(x)
     substrate = check_substrate(substrate)
-    if isinstance(substrate, Tensor):
-        try:
-            return substrate.to(device=x.device, dtype=x.dtype).expand_as(x)
-        except RuntimeError as error:
-            raise ValueError(
-                f"a substrate tensor must broadcast to the images {tuple(x.shape)}; got "
-                f"{tuple(substrate.shape)}."
-            ) from error
-    if isinstance(substrate, float):
-        return torch.full_like(x, substrate)
+    if isinstance(substrate, (Tensor, float)):  # checked like every baseline of camlib
+        from ._targets import baseline_like
+
+        return baseline_like(substrate, x, "substrate")
     if substrate in _CONSTANTS:
         return torch.full_like(x, _CONSTANTS[substrate])
     if substrate == "blur":

@@ -234,7 +234,7 @@ def test_deletion_curve_of_a_linear_model_is_the_sorted_cumulative_sum():
     model = PixelSumNet(weights)
     x = torch.ones(1, 2, h, w, dtype=torch.float64)  # each location contributes 2 * w_p
     steps = h * w  # one pixel per step
-    r = metrics.deletion(model, x, weights[None], target=0, steps=steps, score="logit")
+    r = metrics.deletion(model, x, weights[None], target=0, steps=steps, substrate=0.0, score="logit")
     contrib = 2 * weights.flatten().sort(descending=True).values
     expected = torch.cat([contrib.sum()[None], contrib.sum() - contrib.cumsum(0)])
     assert torch.allclose(r.extras["curves"][0], expected, atol=1e-10)
@@ -242,10 +242,10 @@ def test_deletion_curve_of_a_linear_model_is_the_sorted_cumulative_sum():
     ins = metrics.insertion(model, x, weights[None], target=0, steps=steps, substrate=0.0, score="logit")
     assert torch.allclose(ins.extras["curves"][0], torch.cat([torch.zeros(1, dtype=torch.float64), contrib.cumsum(0)]), atol=1e-10)
     # the best ordering deletes fastest: a reversed map has a larger deletion AUC
-    worse = metrics.deletion(model, x, -weights[None], target=0, steps=steps, score="logit")
+    worse = metrics.deletion(model, x, -weights[None], target=0, steps=steps, substrate=0.0, score="logit")
     assert worse.values.item() > r.values.item()
     # a coarser grid: step k removes round(k*36/4) pixels
-    r4 = metrics.deletion(model, x, weights[None], target=0, steps=4, score="logit")
+    r4 = metrics.deletion(model, x, weights[None], target=0, steps=4, substrate=0.0, score="logit")
     assert torch.allclose(r4.extras["curves"][0], expected[[0, 9, 18, 27, 36]], atol=1e-10)
     assert r4.extras["fractions"].tolist() == [0.0, 0.25, 0.5, 0.75, 1.0]
 
