@@ -1,12 +1,12 @@
 """camlib: explanation methods for convolutional networks, exact and tested.
 
 The methods (CAM family and pixel attributions), their result types and the explicit
-post-processing live at the top level; data, faces, models, metrics, axioms and plotting are
-submodules. ``camlib.widgets``, ``camlib.exercises`` and ``camlib.figures`` serve the
+post-processing live at the top level; data, faces, models, metrics, axioms, plotting and
+weight_rules (the CAM family's channel-weight rules) are submodules. ``camlib.widgets``, ``camlib.exercises`` and ``camlib.figures`` serve the
 notebooks and are imported on demand.
 """
 
-from . import axioms, data, faces, metrics, models, plotting
+from . import axioms, data, faces, metrics, models, plotting, weight_rules
 from .cam_family import *  # noqa: F401,F403
 from .cam_family import __all__ as _cam_all
 from .pixel import *  # noqa: F401,F403
@@ -37,4 +37,5 @@ __all__ = [
     "metrics",
     "models",
     "plotting",
+    "weight_rules",
 ]

@@ -7,7 +7,8 @@ weight per feature map, ``w`` (N, K), by its own rule, and returns
     raw = sum_k w_k A^k          (before any ReLU: :func:`channel_weighted_sum`)
     map = ReLU(raw)
 
-The rules (notation of MATH.md §1, ``Z = h*w``, ``s_k = sum_ij A^k_ij``):
+The rules (notation of docs/math.md §1, ``Z = h*w``, ``s_k = sum_ij A^k_ij``); each gradient
+rule is a pure function of ``(A, g)`` in :mod:`camlib.weight_rules`, which the methods call:
 
 * CAM (Zhou et al., 2016): ``w_k = W^c_k``, the fc weights of a GAP -> linear head, bias
   ignored. camlib uses the fc weights as they are, so with a **mean**-GAP head
@@ -42,6 +43,14 @@ from ._targets import (
     select_score,
 )
 from .results import CamResult
+from .weight_rules import (
+    channel_weighted_sum,
+    counterfactual_weights,
+    grad_cam_plus_weights,
+    grad_cam_pp_weights,
+    grad_cam_weights,
+    xgrad_cam_weights,
+)
 
 __all__ = [
     "channel_weighted_sum",
@@ -52,26 +61,6 @@ __all__ = [
     "xgrad_cam",
     "counterfactual",
 ]
-
-
-def channel_weighted_sum(weights: Tensor, activations: Tensor) -> Tensor:
-    r"""The shared core: ``raw[n] = sum_k weights[n, k] * activations[n, k]``.
-
-    ``weights`` (N, K), ``activations`` (N, K, h, w) -> (N, h, w). No ReLU is applied.
-    """
-    if not isinstance(weights, Tensor) or not isinstance(activations, Tensor):
-        raise TypeError("weights and activations must be torch tensors.")
-    if weights.dtype != activations.dtype:
-        raise TypeError(
-            f"weights ({weights.dtype}) and activations ({activations.dtype}) must have the same dtype; "
-            "convert one, e.g. weights.to(activations.dtype)."
-        )
-    if activations.ndim != 4 or weights.ndim != 2 or weights.shape != activations.shape[:2]:
-        raise ValueError(
-            f"weights must be (N, K) and activations (N, K, h, w) with the same N, K; got "
-            f"{tuple(weights.shape)} and {tuple(activations.shape)}."
-        )
-    return torch.einsum("nk,nkhw->nhw", weights, activations)
 
 
 # --------------------------------------------------------------------------- capture
@@ -138,12 +127,6 @@ def _logit_only(method: str, score: str) -> None:
         )
 
 
-def _safe_div(num: Tensor, den: Tensor) -> Tensor:
-    """``num / den`` where ``den != 0``, else 0 (masked before dividing: no inf * 0)."""
-    ok = den != 0
-    return torch.where(ok, num / torch.where(ok, den, torch.ones_like(den)), torch.zeros_like(num))
-
-
 # --------------------------------------------------------------------------- gradient methods
 
 
@@ -158,7 +141,7 @@ def grad_cam(
     own output (see :mod:`camlib._hooks` for in-place operations that follow it).
     """
     a, g, t, y, name = _capture(model, x, layer, target, score)
-    return _result(g.mean(dim=(2, 3)), a, g, t, y, "grad_cam", name, score)
+    return _result(grad_cam_weights(a, g), a, g, t, y, "grad_cam", name, score)
 
 
 @outside_inference_mode
@@ -171,8 +154,7 @@ def grad_cam_plus(
     ``W^+_k = Z w_k`` used in the Grad-CAM++ sandwich bound is ``weights * Z``.
     """
     a, g, t, y, name = _capture(model, x, layer, target, score)
-    w = torch.relu(g).mean(dim=(2, 3))
-    return _result(w, a, g, t, y, "grad_cam_plus", name, score)
+    return _result(grad_cam_plus_weights(a, g), a, g, t, y, "grad_cam_plus", name, score)
 
 
 @outside_inference_mode
@@ -207,15 +189,7 @@ def grad_cam_pp(
     if variant not in ("paper", "official"):
         raise ValueError(f"variant must be 'paper' or 'official'; got {variant!r}.")
     a, g, t, y, name = _capture(model, x, layer, target, score)
-    s = a.sum(dim=(2, 3), keepdim=True)
-    den = 2.0 + s * g
-    alpha = torch.where(g != 0, _safe_div(torch.ones_like(g), den), torch.zeros_like(g))
-    pos = torch.relu(g)
-    if variant == "official":
-        norm = (alpha * (pos > 0).to(alpha.dtype)).sum(dim=(2, 3), keepdim=True)
-        norm = torch.where(norm == 0, torch.ones_like(norm), norm)
-        alpha = alpha / norm
-    w = (alpha * pos).sum(dim=(2, 3))
+    w, alpha = grad_cam_pp_weights(a, g, variant=variant)
     return _result(w, a, g, t, y, "grad_cam_pp", name, score, alpha=alpha, variant=variant)
 
 
@@ -235,11 +209,9 @@ def xgrad_cam(
             f"layer {name!r} has negative activations; XGrad-CAM divides by sum_ij A^k_ij, which "
             "can be near 0 for signed maps. Prefer a post-ReLU layer.",
             UserWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-    s = a.sum(dim=(2, 3))
-    w = _safe_div((a * g).sum(dim=(2, 3)), s)
-    return _result(w, a, g, t, y, "xgrad_cam", name, score)
+    return _result(xgrad_cam_weights(a, g), a, g, t, y, "xgrad_cam", name, score)
 
 
 @outside_inference_mode
@@ -251,7 +223,7 @@ def counterfactual(
     Highlights the regions whose removal would make the model *more* confident in the target.
     """
     a, g, t, y, name = _capture(model, x, layer, target, score)
-    return _result(-g.mean(dim=(2, 3)), a, g, t, y, "counterfactual", name, score)
+    return _result(counterfactual_weights(a, g), a, g, t, y, "counterfactual", name, score)
 
 
 # --------------------------------------------------------------------------- CAM

@@ -52,6 +52,7 @@ import camlib
 from . import _static_explorer
 from ._hooks import predict, predict_with_layer
 from ._targets import check_input, check_model, check_score
+from . import weight_rules
 from .cam_family import LOGIT_ONLY
 from .plotting import HEAT_CMAP, as_map, draw_map, figure_to_png, overlay, to_display
 
@@ -630,12 +631,19 @@ def render_alpha(s: float = 10.0, g: float = 0.05, pixels: int = 49) -> RenderRe
         raise ValueError(f"pixels must be a positive integer, got {pixels}")
     t = s * g
     used = g > 0
-    alpha = 1.0 / (2.0 + t) if used else 0.0  # s >= 0 and g > 0: 2 + s g >= 2, never a pole
-    w_pp = pixels * g * alpha if used else 0.0
-    w_plus = pixels * g if used else 0.0
+    # one channel of Z = pixels positions, activations summing to s, the same gradient g everywhere:
+    # the weights and alpha come from camlib.weight_rules, the formulas' one home
+    activations = torch.full((1, 1, 1, int(pixels)), s / int(pixels), dtype=torch.float64)
+    w_pp_t, alpha_t = weight_rules.grad_cam_pp_weights(activations, torch.full_like(activations, g))
+    w_plus_t = weight_rules.grad_cam_plus_weights(activations, torch.full_like(activations, g)) * int(pixels)
+    alpha = float(alpha_t[0, 0, 0, 0]) if used else 0.0  # s >= 0 and g > 0: 2 + s g >= 2, never a pole
+    w_pp, w_plus = float(w_pp_t[0, 0]), float(w_plus_t[0, 0])
     fig, (ax0, ax1) = _figure(2, width=9.0, height=3.4)
-    ts = np.linspace(0.0, max(5.0, 1.5 * t), 200)
-    ax0.plot(ts, 1.0 / (2.0 + ts), label=r"$\alpha = 1/(2 + s_k\,g)$")
+    ts = np.linspace(0.0, max(5.0, 1.5 * t), 200)[1:]  # s_k g > 0 (alpha is 0 where g = 0)
+    unit = torch.zeros(1, 1, 1, len(ts), dtype=torch.float64)
+    unit[..., 0] = 1.0  # s_k = 1, so the gradient g is the product s_k g
+    curve = weight_rules.grad_cam_pp_weights(unit, torch.from_numpy(ts).view(unit.shape))[1].flatten().numpy()
+    ax0.plot(ts, curve, label=r"$\alpha = 1/(2 + s_k\,g)$")
     ax0.axhline(0.5, color="k", ls="--", lw=1, label="1/2")
     if used:
         ax0.plot([t], [alpha], "ro")
@@ -655,7 +663,7 @@ def render_alpha(s: float = 10.0, g: float = 0.05, pixels: int = 49) -> RenderRe
             f"alpha = 1/(2 + s_k g) = {alpha:.6f}   (1/2 - alpha = {0.5 - alpha:.6f})\n"
             f"Grad-CAM++ weight w++ = Z g alpha = {w_pp:.6f}\n"
             f"Grad-CAM+ weight W+ = Z relu(g) = {w_plus:.6f};  W+/2 = {w_plus / 2:.6f}\n"
-            f"ratio w++ / (W+/2) = 2/(2 + s_k g) = {2.0 / (2.0 + t):.6f}"
+            f"ratio w++ / (W+/2) = 2/(2 + s_k g) = {w_pp / (w_plus / 2):.6f}"
         )
     else:
         text = (

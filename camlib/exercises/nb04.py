@@ -17,6 +17,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from ..weight_rules import grad_cam_weights
 from ._check import ExerciseError, compare_outputs, passed
 
 __all__ = ["check_bias_shift_factor", "check_blind_score"]
@@ -128,7 +129,7 @@ def check_blind_score(fn: Callable[[Tensor], Tensor]) -> None:
             raise ExerciseError(f"{name}: on test case {number} the score of image {n} does not depend on the "
                                 "activations (its gradient is zero everywhere), so its zero map would be right. "
                                 "Find a score that depends on them.")
-        weights = gradients.mean(dim=(2, 3))
+        weights = grad_cam_weights(a.detach(), gradients)
         worst = weights.abs().max()
         if float(worst) > 1e-9 * (1 + float(gradients.abs().max())):
             n, k = (int(i) for i in (weights.abs() == worst).nonzero()[0])

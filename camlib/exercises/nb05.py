@@ -18,6 +18,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from ..weight_rules import channel_weighted_sum, grad_cam_plus_weights, grad_cam_pp_weights, grad_cam_weights
 from ._check import ExerciseError
 
 __all__ = ["COSINE_BELOW", "GRAD_CAM_BELOW", "GRAD_CAM_PLUS_ABOVE", "pp_and_plus_maps", "check_pp_counterexample",
@@ -33,14 +34,9 @@ GRAD_CAM_PLUS_ABOVE = 0.95
 
 def pp_and_plus_maps(activations: Tensor, gradients: Tensor) -> tuple[Tensor, Tensor]:
     """The Grad-CAM++ (eq. 19) and Grad-CAM+ maps ``(N, h, w)`` after their ReLU, from ``A`` and ``g``."""
-    s = activations.sum(dim=(2, 3), keepdim=True)
-    denominator = torch.where(gradients != 0, 2.0 + s * gradients, torch.ones_like(gradients))
-    alpha = torch.where((gradients != 0) & (denominator != 0), 1.0 / denominator, torch.zeros_like(gradients))
-    w_pp = (alpha * torch.relu(gradients)).sum(dim=(2, 3))
-    w_plus = torch.relu(gradients).mean(dim=(2, 3))
-    pp = torch.relu((w_pp[:, :, None, None] * activations).sum(dim=1))
-    plus = torch.relu((w_plus[:, :, None, None] * activations).sum(dim=1))
-    return pp, plus
+    w_pp, _ = grad_cam_pp_weights(activations, gradients)
+    w_plus = grad_cam_plus_weights(activations, gradients)
+    return torch.relu(channel_weighted_sum(w_pp, activations)), torch.relu(channel_weighted_sum(w_plus, activations))
 
 
 def _cosine(a: Tensor, b: Tensor) -> float:
@@ -128,8 +124,8 @@ def check_discrimination_counterexample(fn: Callable[[], tuple[Tensor, Tensor, T
     a, g_true, g_wrong = _tensors(name, answer, 3)
 
     def maps(g: Tensor) -> tuple[Tensor, Tensor]:
-        grad_cam = torch.relu((g.mean(dim=(2, 3))[:, :, None, None] * a).sum(dim=1))
-        plus = torch.relu((torch.relu(g).mean(dim=(2, 3))[:, :, None, None] * a).sum(dim=1))
+        grad_cam = torch.relu(channel_weighted_sum(grad_cam_weights(a, g), a))
+        plus = torch.relu(channel_weighted_sum(grad_cam_plus_weights(a, g), a))
         return grad_cam, plus
 
     (gc_true, plus_true), (gc_wrong, plus_wrong) = maps(g_true), maps(g_wrong)
