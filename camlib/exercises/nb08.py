@@ -5,6 +5,11 @@
   ``sum(relu(M) * mask) / sum(relu(M))`` (0 for a map with no positive value).
 * :func:`check_curve_auc` -- area under a deletion / insertion curve sampled at ``T`` equally spaced
   fractions of [0, 1], by the trapezoidal rule: ``(sum_t s_t - s_0/2 - s_{T-1}/2) / (T - 1)``.
+* :func:`check_paired_interval` -- the 95 % paired percentile bootstrap interval of ``mean(a - b)``.
+* :func:`check_substrate_design` (design) -- a fill for removed pixels that passes the known-answer
+  check of deletion (the object mask must beat a random map, the centre prior and the inverted mask).
+* :func:`check_black_counterexample` (counterexample) -- maps that know nothing about the object
+  and still do as well as the object mask on black-fill deletion.
 """
 
 from __future__ import annotations
@@ -14,9 +19,16 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from ._check import compare_outputs, passed
+from ._check import ExerciseError, compare_outputs, passed
 
-__all__ = ["check_pointing_hits", "check_energy_inside", "check_curve_auc"]
+__all__ = [
+    "check_pointing_hits",
+    "check_energy_inside",
+    "check_curve_auc",
+    "check_paired_interval",
+    "check_substrate_design",
+    "check_black_counterexample",
+]
 
 
 def _close(a: Tensor, b: Tensor) -> bool:
@@ -214,3 +226,212 @@ def check_curve_auc(fn: Callable[[Tensor], Tensor]) -> None:
     ]
     compare_outputs(name, fn, _auc_reference, _auc_cases(), hints, rtol=1e-9, atol=1e-12)
     return passed(name)
+
+
+# --------------------------------------------------------------------------- a paired bootstrap interval
+
+
+def _paired_cases() -> list[tuple[Tensor, Tensor]]:
+    gen = torch.Generator().manual_seed(808)
+    shared = 3.0 * torch.rand(300, generator=gen, dtype=torch.float64)  # large variation between images
+    a = shared + 0.05 + 0.1 * torch.randn(300, generator=gen, dtype=torch.float64)
+    b = shared + 0.1 * torch.randn(300, generator=gen, dtype=torch.float64)
+    return [(a, b), (a[:80], b[:80])]
+
+
+def check_paired_interval(fn: Callable[..., tuple[float, float]]) -> None:
+    """Check ``fn(a, b, resamples, seed) -> (low, high)``, the 95 % paired percentile bootstrap of ``mean(a - b)``.
+
+    The learner's resampling uses its own random numbers, so the interval is compared with
+    camlib's up to the bootstrap's own randomness (a quarter of its width); the exact cases
+    (identical methods, a constant difference) must come out exactly.
+    """
+    from ..statistics import Bootstrap
+
+    name = "paired_interval"
+
+    def call(a: Tensor, b: Tensor) -> tuple[float, float]:
+        try:
+            out = fn(a.clone(), b.clone(), 2000, 0)
+            low, high = (float(v) for v in out)
+        except Exception as error:
+            raise ExerciseError(
+                f"{name}: calling your function on two columns of {a.shape[0]} values raised "
+                f"{type(error).__name__}: {error}. It must return two numbers (low, high)."
+            ) from error
+        return low, high
+
+    a, b = _paired_cases()[0]
+    low, high = call(a, a)
+    if abs(low) > 1e-12 or abs(high) > 1e-12:
+        raise ExerciseError(
+            f"{name}: a method compared with itself must give exactly [0, 0]; you got [{low:.4g}, {high:.4g}].\n"
+            "Hint: resample the per-image *differences* a - b (or resample images and use the same ones "
+            "for a and for b): then every resample's mean difference is 0."
+        )
+    low, high = call(a, a - 0.1)
+    if abs(low - 0.1) > 1e-9 or abs(high - 0.1) > 1e-9:
+        raise ExerciseError(
+            f"{name}: when b = a - 0.1 on every image, every resample's mean difference is exactly 0.1, "
+            f"so the interval is [0.1, 0.1]; you got [{low:.4g}, {high:.4g}].\n"
+            "Hint: you resampled a and b separately, as if the two methods had been scored on different "
+            "images. Draw one set of image indices per resample and use it for both columns."
+        )
+    for a, b in _paired_cases():
+        low, high = call(a, b)
+        ref = Bootstrap(a.shape[0], resamples=2000, seed=0).difference(a, b)
+        d = a - b
+        if low > high:
+            raise ExerciseError(f"{name}: low ({low:.4g}) is above high ({high:.4g}); return (low, high).")
+        if abs(low - ref.low) <= 0.25 * ref.width and abs(high - ref.high) <= 0.25 * ref.width:
+            continue
+        spread = 1.96 * float(d.std())
+        unpaired = Bootstrap(a.shape[0], 2000, 0).intervals(torch.stack([a, b], 1))
+        unpaired_width = unpaired[0].width + unpaired[1].width
+        hint = "compare your interval with the mean of a - b and its standard error."
+        if not (low <= float(d.mean()) <= high):
+            hint = (
+                "the mean difference lies outside your interval: take the 2.5 % and 97.5 % quantiles of "
+                "the resampled *means* of a - b."
+            )
+        elif (high - low) > 0.6 * 2 * spread:
+            hint = (
+                "your interval is about as wide as the spread of the per-image differences: that describes "
+                "single images, not their mean. Average each resample, then take the quantiles of the averages."
+            )
+        elif (high - low) > 0.5 * unpaired_width:
+            hint = (
+                "your interval is as wide as if the two methods had been measured on different images: "
+                "resample the images once and compute both methods' means on the same resample."
+            )
+        elif (high - low) < 0.5 * ref.width:
+            hint = (
+                "your interval is too narrow: a 95 % interval spans the 2.5 % to the 97.5 % quantile of the "
+                "resampled means, and each resample draws n images with replacement."
+            )
+        raise ExerciseError(
+            f"{name}: on {a.shape[0]} images the paired 95 % interval should be close to "
+            f"width {ref.width:.3g} around the mean difference {ref.mean:.3g}; you got "
+            f"[{low:.4g}, {high:.4g}].\nHint: {hint}"
+        )
+    passed(name)
+
+
+# --------------------------------------------------------------------------- design a substrate
+
+
+def _known_answer_images(n: int = 48):
+    from .. import data, models
+
+    model = models.load_model("gap")
+    shapes = data.test_set()[:n]
+    return model, shapes.images, shapes.masks, shapes.labels
+
+
+def check_substrate_design(fn: Callable[[Tensor, Tensor], Tensor], n: int = 48, steps: int = 8) -> None:
+    """Check a substrate ``fn(x, removed) -> images`` with the known-answer check of deletion.
+
+    Deletion (most relevant first) with the learner's fill must rank the object mask (the oracle)
+    better than a random map, the centre prior and the inverted mask on the first ``n`` held-out
+    images, each paired 95 % interval above 0 (:func:`camlib.evaluation.substrate_check`).
+    """
+    from ..evaluation import substrate_check
+
+    name = "substrate_design"
+    model, x, masks, labels = _known_answer_images(n)
+    removed = torch.zeros(2, *x.shape[2:], dtype=torch.bool)
+    removed[:, 20:40, 20:40] = True
+    try:
+        out = fn(x[:2].clone(), removed.clone())
+    except Exception as error:
+        raise ExerciseError(
+            f"{name}: your function raised {type(error).__name__}: {error} on two images with a square removed."
+        ) from error
+    if not isinstance(out, Tensor) or out.shape != x[:2].shape:
+        raise ExerciseError(
+            f"{name}: return the filled images, a tensor of the input's shape {tuple(x[:2].shape)}; got "
+            f"{tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__}."
+        )
+    if not bool(torch.isfinite(out).all()):
+        raise ExerciseError(f"{name}: your fill contains NaN or infinite values.")
+    check = substrate_check(model, x, masks, labels, substrates=(fn,), orders=("morf",), steps=steps)
+    result = next(iter(check.values()))
+    margins = ", ".join(f"{k} by {m.format(3, n=False)}" for k, m in result.margins.items())
+    if result.passed:
+        print(
+            f"Correct: {name} passes the known-answer check: deletion ranks the object mask better than "
+            f"the {margins} (n={n})."
+        )
+        return
+    oracle, rnd = result.values["oracle"].mean, result.values["random"].mean
+    if result.margins["random"].low <= 0:
+        hint = (
+            "the model still recognises the object once its pixels are filled, so removing the object first "
+            "is no worse than removing random pixels. Does your fill keep the object's outline (one colour "
+            "for the whole region, different from its surroundings)? Try a fill that blends each removed "
+            "region into what surrounds it."
+        )
+    else:
+        hint = (
+            "the oracle beats the random map but not the centre prior or the inverted mask: the fill itself "
+            "must not change the score much where nothing relevant was removed (compare the substrate image "
+            "with the original background)."
+        )
+    raise ExerciseError(
+        f"{name}: with your fill the deletion AUC is {oracle:.3f} for the oracle and {rnd:.3f} for a random "
+        f"map; the oracle is better than the {margins} (n={n}), and every interval must lie above 0.\nHint: {hint}"
+    )
+
+
+# --------------------------------------------------------------------------- a counterexample
+
+
+def check_black_counterexample(maps: Tensor, n: int = 48, steps: int = 8, slack: float = 0.01) -> None:
+    """Check a counterexample to "a low black-fill deletion AUC means the map finds what the model uses".
+
+    ``maps`` (n, 64, 64) for the first ``n`` held-out images must put at most 20 % of their
+    positive energy on the object and still do no worse than the object mask itself on deletion
+    with a black fill: the upper end of the paired 95 % interval of (yours - mask) below
+    ``slack``. For contrast the check also reports the same difference with the mean-colour fill.
+    """
+    from .. import metrics
+    from ..statistics import paired_difference
+
+    name = "black_counterexample"
+    model, x, masks, labels = _known_answer_images(n)
+    if not isinstance(maps, Tensor) or tuple(maps.shape) != (n, *x.shape[2:]):
+        raise ExerciseError(
+            f"{name}: give one map per image, a tensor of shape {(n, *x.shape[2:])}; got "
+            f"{tuple(maps.shape) if isinstance(maps, Tensor) else type(maps).__name__}."
+        )
+    maps = maps.detach().float()
+    if not bool(torch.isfinite(maps).all()):
+        raise ExerciseError(f"{name}: your maps contain NaN or infinite values.")
+    energy = metrics.energy_inside(maps, masks).mean
+    if energy > 0.2:
+        raise ExerciseError(
+            f"{name}: your maps put {100 * energy:.0f} % of their positive energy on the object; a counterexample "
+            "must know (almost) nothing about where the object is: at most 20 %.\nHint: the object covers about "
+            "11 % of each image, so a map that ignores the object lands near that share."
+        )
+    kw = {"target": labels, "steps": steps, "batch_size": 500}
+    black = paired_difference(
+        metrics.deletion(model, x, maps, substrate="black", **kw).values,
+        metrics.deletion(model, x, masks.float(), substrate="black", **kw).values,
+    )
+    if black.high >= slack:
+        raise ExerciseError(
+            f"{name}: with a black fill your maps' deletion AUC minus the object mask's is {black.format(3)}; the "
+            f"whole interval must lie below {slack} (no worse than the mask).\nHint: what makes the probability "
+            "fall with a black fill is black scattered over the image, whatever it covers; a map that knows nothing "
+            "and scatters its ranking everywhere is enough."
+        )
+    mean = paired_difference(
+        metrics.deletion(model, x, maps, substrate="mean", **kw).values,
+        metrics.deletion(model, x, masks.float(), substrate="mean", **kw).values,
+    )
+    print(
+        f"Correct: {name}: {100 * energy:.0f} % of your maps' energy is on the object, yet with a black fill their "
+        f"deletion AUC minus the mask's is {black.format(3)}: the measure cannot tell them from the perfect map. "
+        f"With the mean-colour fill the same difference is {mean.format(3)}."
+    )
