@@ -20,7 +20,6 @@ from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
 from torch import nn
 
 import camlib
-from tiny_nets import single_thread  # noqa: F401  (autouse: one thread)
 from tiny_nets import deep_head_net, gap_net, images
 
 DTYPE = torch.float64

@@ -14,7 +14,6 @@ from captum.attr import InputXGradient, NoiseTunnel, Saliency
 from torch import nn
 
 import camlib
-from tiny_nets import single_thread  # noqa: F401  (autouse: one thread)
 from tiny_nets import gap_net, images, linear_net
 
 DTYPE = torch.float64

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 import camlib
-from tiny_nets import single_thread  # noqa: F401  (autouse: one thread)
 from tiny_nets import deep_head_net, fc_head_net, gap_net, images, sum_gap_net
 
 TOL = 1e-9

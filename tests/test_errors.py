@@ -13,8 +13,7 @@ from torch import nn
 
 import camlib
 from camlib import axioms, metrics
-from tiny_nets import single_thread  # noqa: F401  (autouse: one thread)
-from tiny_nets import deep_head_net, gap_net, images
+from tiny_nets import deep_head_net
 
 
 class MapModel(nn.Module):
@@ -146,7 +145,7 @@ CASES = [
 
 
 @pytest.mark.parametrize("call, error, match", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_bad_input_gets_camlibs_error(call, error, match):
-    model, x = gap_net(seed=1), images(n=2, size=8)
+def test_bad_input_gets_camlibs_error(call, error, match, gap_model, two_images):
+    model, x = gap_model, two_images
     with pytest.raises(error, match=match):
         call(model, x)

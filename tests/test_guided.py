@@ -19,7 +19,6 @@ from torch import nn
 
 import camlib
 from camlib.guided import _modified_gradient
-from tiny_nets import single_thread  # noqa: F401  (autouse: one thread)
 from tiny_nets import gap_net, images
 
 DTYPE = torch.float64

@@ -13,7 +13,7 @@ from torch import nn
 import camlib
 from camlib import evaluation, metrics
 from camlib.evaluation import check_measure, reference_maps, substrate_check
-from tiny_nets import gap_net, images, linear_net, single_thread  # noqa: F401
+from tiny_nets import gap_net, images, linear_net
 
 N_COURSE = 48  # held-out images for the known-answer checks: enough for intervals well clear of 0
 

@@ -13,7 +13,6 @@ from torch import nn
 
 import camlib
 from camlib import axioms, metrics
-from tiny_nets import single_thread  # noqa: F401  (autouse: one thread)
 from tiny_nets import DTYPE, gap_net, images
 
 GRADIENT_METHODS = {
@@ -40,8 +39,8 @@ def _tensors(result):
 
 
 @pytest.mark.parametrize("name", list(GRADIENT_METHODS))
-def test_1_inference_mode_gives_the_normal_explanation(name):
-    model, x = gap_net(seed=1), images(n=2, size=8)
+def test_1_inference_mode_gives_the_normal_explanation(name, gap_model, two_images):
+    model, x = gap_model, two_images
     expected = GRADIENT_METHODS[name](model, x, target=[1, 2])
     with torch.inference_mode():
         x_inf = x.clone()  # an inference tensor, as a learner's preprocessing would produce
@@ -63,8 +62,8 @@ def test_1_model_with_inference_parameters_is_refused():
 
 
 @pytest.mark.parametrize("wrap", ["compiled", "compiled inside a Sequential", "compiled inside a compiled Sequential"])
-def test_2_compiled_model_is_explained_through_the_original_module(wrap):
-    model, x = gap_net(seed=1), images(n=2, size=8)
+def test_2_compiled_model_is_explained_through_the_original_module(wrap, gap_model, two_images):
+    model, x = gap_model, two_images
     expected = camlib.grad_cam(model, x, "features", target=[0, 3])
     if wrap == "compiled":
         wrapped, layer = torch.compile(model), "features"

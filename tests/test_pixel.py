@@ -8,7 +8,6 @@ import torch
 
 import camlib
 from camlib.quadrature import RULES, nodes_and_weights
-from tiny_nets import single_thread  # noqa: F401  (autouse: one thread)
 from tiny_nets import (
     MinNet,
     OneMinusReluNet,

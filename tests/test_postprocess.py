@@ -7,7 +7,6 @@ import torch
 import torch.nn.functional as F
 
 import camlib
-from tiny_nets import single_thread  # noqa: F401  (autouse: one thread)
 
 
 def test_normalize_minmax_and_max_per_sample():

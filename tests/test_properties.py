@@ -13,7 +13,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import camlib
-from tiny_nets import single_thread  # noqa: F401  (autouse: one thread)
 from tiny_nets import DeepHeadNet, GapNet
 
 

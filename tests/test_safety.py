@@ -9,8 +9,7 @@ import torchvision
 from torch import nn
 
 import camlib
-from tiny_nets import single_thread  # noqa: F401  (autouse: one thread)
-from tiny_nets import deep_head_net, gap_net, images
+from tiny_nets import gap_net, images
 
 CAM_METHODS = {
     "grad_cam": lambda m, x, t: camlib.grad_cam(m, x, "features", target=t),
@@ -60,8 +59,8 @@ def _values(r):
 
 
 @pytest.mark.parametrize("name", list(ALL))
-def test_model_state_is_restored(name):
-    model, x = gap_net(seed=1), images(n=2, size=8)
+def test_model_state_is_restored(name, gap_model, two_images):
+    model, x = gap_model, two_images
     model.train()
     model.features[0].weight.requires_grad_(False)
     sentinel = torch.full_like(model.fc.weight, 7.0)
@@ -94,8 +93,8 @@ class Exploding(nn.Module):
 
 
 @pytest.mark.parametrize("name", list(ALL))
-def test_hooks_removed_and_errors_not_swallowed(name):
-    model, x = gap_net(seed=1), images(n=2, size=8)
+def test_hooks_removed_and_errors_not_swallowed(name, gap_model, two_images):
+    model, x = gap_model, two_images
     with pytest.raises(ValueError, match="out of range"):
         ALL[name](model, x, 99)
     assert hook_count(model) == 0

@@ -7,7 +7,6 @@ import torch
 
 import camlib
 from camlib import weight_rules as rules
-from tiny_nets import single_thread  # noqa: F401  (autouse: one thread)
 from tiny_nets import deep_head_net, images
 
 DT = torch.float64

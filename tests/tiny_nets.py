@@ -3,8 +3,6 @@
 Import read-only: ``from tiny_nets import gap_net, ...`` (tests/ is on ``sys.path`` under
 pytest's default rootdir-based import mode) or ``from tests.tiny_nets import ...``.
 
-Import the ``single_thread`` fixture into a test module to run its tiny tensors on one thread.
-
 Every builder takes a ``seed`` and returns an eval-mode float64 module. The CAM layer is
 ``"features"`` (output of a non-inplace ReLU, so ``A >= 0``) and the fc layer ``"fc"``,
 like the course models.
@@ -23,26 +21,10 @@ like the course models.
 
 from __future__ import annotations
 
-import pytest
 import torch
 from torch import Tensor, nn
 
 DTYPE = torch.float64
-
-
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """Import this fixture into a test module to run it on one intra-op thread.
-
-    Tiny tensors gain nothing from threads and, on a loaded 2-core machine, OpenMP
-    synchronisation makes each op 20-40x slower; the previous setting is restored.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _init(module: nn.Module, seed: int) -> nn.Module:
