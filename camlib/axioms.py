@@ -158,7 +158,7 @@ def sensitivity_violation(
     the model, ``A`` the output of ``layer`` on ``x``, ``A_{k->0}`` the same with channel ``k`` set
     to zero (a forward hook replaces the layer's output), ``w`` = ``result.weights``. The axiom
     asks that removing a channel lowers the score by exactly that channel's share of the map.
-    Exact (0) for Grad-CAM and XGrad-CAM on a GAP -> linear head (MATH §14, 3f), first order only
+    Exact (0) for Grad-CAM and XGrad-CAM on a GAP -> linear head (docs/math.md (8.5)), first order only
     in deeper heads. The value is scale dependent: CAM's weights (``w_k``, not ``w_k / Z``)
     violate it on a mean-GAP head. Cost: ``1 + K`` forward passes per image.
     ``extras["per_channel"]``: (N, K) signed terms; ``extras["score"]``: ``S(A)`` (N,).
@@ -190,7 +190,7 @@ def conservation_violation(
 
     ``S`` is the target's score (the result's ``score_kind`` unless ``score`` says otherwise),
     recomputed by one forward pass, and ``raw = sum_k w_k A^k`` the pre-ReLU map of ``result``.
-    Exact (0) for XGrad-CAM on a bias-free piecewise-linear head (MATH §14, 3d), and for CAM on
+    Exact (0) for XGrad-CAM on a bias-free piecewise-linear head (docs/math.md (8.3)), and for CAM on
     a bias-free **sum**-GAP head (the CAM paper's notation; 1f). With a bias ``b_c`` the residual
     of Grad-CAM on a mean-GAP head is ``|b_c|`` (1d), and CAM on a mean-GAP head is ``Z`` times
     too large. ``extras["signed"]``: ``S - sum raw``; ``extras["score"]``: ``S`` (N,).

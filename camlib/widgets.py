@@ -18,7 +18,7 @@ The returned :class:`Explorer` is a ``VBox`` with ``.controls`` (name -> widget)
 ``camlib-explorer camlib-explorer-<kind>``; a render that raises shows its message in the readout with
 the class ``camlib-error`` instead of failing silently.
 
-Formulas behind the readouts (notation of MATH.md: logit ``y``, baseline ``x'``):
+Formulas behind the readouts (notation of docs/math.md §1: logit ``y``, baseline ``x'``):
 
 * linear model ``y = w0 + w1 x1 + w2 x2``: gradient ``w_i``, gradient x input ``w_i x_i``, occlusion
   change ``y(x) - y(x with x_i <- b_i) = w_i (x_i - b_i)``, Integrated Gradients ``w_i (x_i - b_i)``;

@@ -152,7 +152,7 @@ def test_conservation_residual_with_a_bias_is_the_bias_and_cam_on_mean_gap_is_z_
     gc = hand_cam_result(model, x, "grad_cam")
     r = axioms.conservation_violation(model, x, gc)
     bias = model.fc.bias.detach()[gc.target]
-    assert torch.allclose(r.extras["signed"], bias, atol=1e-12)  # S - sum raw = b_c   (MATH 1d)
+    assert torch.allclose(r.extras["signed"], bias, atol=1e-12)  # S - sum raw = b_c   (docs/math.md (5.3))
     cam = hand_cam_result(model, x, "cam")
     z = 36
     expected = gc.score - z * (gc.score - bias)  # sum CAM = Z (Y - b)

@@ -1,6 +1,7 @@
-"""Exactness of the CAM family against closed forms (MATH.md §14: 1a-1h, 2a-2h, 6a-6e, 3a-3f).
+"""Exactness of the CAM family against closed forms (docs/math.md §13: 4.1-5.8, 6.1-7.5, 8.1-8.7).
 
-All in float64 on the tiny networks of ``tiny_nets``; tolerances as suggested in §14.
+All in float64 on the tiny networks of ``tiny_nets``, with tolerances relative to the size of the
+values (docs/math.md §12).
 """
 
 from __future__ import annotations
@@ -325,7 +326,7 @@ def test_official_variant_formula_on_a_deep_head(x):
     norm = (paper.extras["alpha"] * pos).sum(dim=(2, 3))
     norm = torch.where(norm == 0, torch.ones_like(norm), norm)
     assert close(off.weights, paper.weights / norm)
-    # not a global rescaling of the paper map in general (MATH §6.1)
+    # not a global rescaling of the paper map in general (docs/math.md (6.5))
     ratio = off.weights[paper.weights > 0] / paper.weights[paper.weights > 0]
     assert float(ratio.max() - ratio.min()) > 1e-3
 

@@ -367,7 +367,7 @@ def test_randomization_cascade_is_top_down_deterministic_and_leaves_the_model_al
 
 
 def test_randomizing_the_fc_changes_grad_cam_by_the_closed_form():
-    # GAP -> linear head: after re-initialising fc with W', Grad-CAM = sum_k W'_ck A^k / Z (MATH 10.1)
+    # GAP -> linear head: after re-initialising fc with W', Grad-CAM = sum_k W'_ck A^k / Z (docs/math.md (10.12))
     torch.manual_seed(0)
     model = TinyGAP().eval()
     x = torch.rand(2, 3, 8, 8)

@@ -76,7 +76,7 @@ def test_normalisation_inside_the_model():
 
 
 def test_gap_head_is_mean_then_linear_and_cam_identity():
-    # logit_c = b_c + sum_k w_ck mean_ij A^k_ij = b_c + mean_ij CAM_c (MATH.md 1d)
+    # logit_c = b_c + sum_k w_ck mean_ij A^k_ij = b_c + mean_ij CAM_c (docs/math.md (4.2))
     torch.manual_seed(0)
     model = ShapesGAPNet().double().eval()
     x = torch.rand(3, 3, 64, 64, dtype=torch.float64)

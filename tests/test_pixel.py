@@ -1,4 +1,4 @@
-"""Exactness of the pixel attributions (MATH.md §14: 4a-4h, 5a-5c) and of the quadrature rules."""
+"""Exactness of the pixel attributions (docs/math.md §13: 2.1-3.5, 9.1-9.7) and of the quadrature rules."""
 
 from __future__ import annotations
 
