@@ -20,6 +20,9 @@ rule is a pure function of ``(A, g)`` in :mod:`camlib.weight_rules`, which the m
   ``alpha_ij = 1 / (2 + s_k g_ij)`` where ``g_ij != 0``, else 0; ``w_k = sum_ij alpha_ij ReLU(g_ij)``.
 * XGrad-CAM (Fu et al., 2020): ``w_k = sum_ij (A^k_ij / s_k) g^k_ij`` (0 where ``s_k = 0``).
 * Counterfactual Grad-CAM: ``w_k = -(Grad-CAM w_k)``, so ``map = ReLU(-raw_Grad-CAM)``.
+* HiResCAM (Draelos & Carin, 2020) and LayerCAM (Jiang et al., 2021) weigh each activation, not
+  each channel: element-wise weights ``W = g`` and ``W = ReLU(g)`` (N, K, h, w), so
+  ``raw = sum_k W^k * A^k``.
 
 No method normalises or upsamples: see :mod:`camlib.postprocess`.
 """
@@ -49,6 +52,8 @@ from .weight_rules import (
     grad_cam_plus_weights,
     grad_cam_pp_weights,
     grad_cam_weights,
+    hires_cam_weights,
+    layer_cam_weights,
     xgrad_cam_weights,
 )
 
@@ -60,6 +65,8 @@ __all__ = [
     "grad_cam_pp",
     "xgrad_cam",
     "counterfactual",
+    "hires_cam",
+    "layer_cam",
 ]
 
 
@@ -224,6 +231,38 @@ def counterfactual(
     """
     a, g, t, y, name = _capture(model, x, layer, target, score)
     return _result(counterfactual_weights(a, g), a, g, t, y, "counterfactual", name, score)
+
+
+@outside_inference_mode
+def hires_cam(
+    model: nn.Module, x: Tensor, layer: object, *, target: object = None, score: str = "logit"
+) -> CamResult:
+    r"""HiResCAM (Draelos & Carin, 2020): ``raw = sum_k g^k * A^k``, ``map = ReLU(raw)``.
+
+    Element-wise weights ``W = g = dy/dA`` (``weights`` is (N, K, h, w)): the gradient is not
+    averaged. Equal to Grad-CAM on a mean-GAP linear head; on an affine head (flatten, then one
+    linear layer) ``raw_ij`` is exactly the drop of ``y`` when position ``(i, j)`` is zeroed, and
+    ``sum_ij raw = y - b_c``. pytorch-grad-cam's ``HiResCAM`` returns ``minmax(ReLU(raw))``
+    resized; the authors' code returns ``raw``.
+    """
+    a, g, t, y, name = _capture(model, x, layer, target, score)
+    return _result(hires_cam_weights(a, g), a, g, t, y, "hires_cam", name, score)
+
+
+@outside_inference_mode
+def layer_cam(
+    model: nn.Module, x: Tensor, layer: object, *, target: object = None, score: str = "logit"
+) -> CamResult:
+    r"""LayerCAM (Jiang et al., 2021): ``raw = sum_k ReLU(g^k) * A^k``, ``map = ReLU(raw)``.
+
+    Element-wise weights ``W = ReLU(g)``: each position keeps its own positive gradient, which
+    gives edge-like maps at early layers where Grad-CAM's averaged gradients cancel. On a mean-GAP
+    linear head it equals Grad-CAM+. One layer per call (the paper fuses several; combine
+    ``camlib.upsample``'d maps yourself). pytorch-grad-cam's ``LayerCAM`` returns
+    ``minmax(ReLU(raw))`` resized.
+    """
+    a, g, t, y, name = _capture(model, x, layer, target, score)
+    return _result(layer_cam_weights(a, g), a, g, t, y, "layer_cam", name, score)
 
 
 # --------------------------------------------------------------------------- CAM

@@ -12,6 +12,8 @@ Notation of docs/math.md §1: ``Z = h w``, ``s_k = sum_ij A^k_ij``.
   ``w_k = sum_ij alpha^k_ij ReLU(g^k_ij)``                                         (Chattopadhay et al., 2018, eq. 19)
 * :func:`xgrad_cam_weights`      ``w_k = sum_ij (A^k_ij / s_k) g^k_ij`` (0 where ``s_k = 0``)  (Fu et al., 2020)
 * :func:`counterfactual_weights` ``w_k = -(1/Z) sum_ij g^k_ij``                        (Selvaraju et al., 2017, §5)
+* :func:`hires_cam_weights`      ``W^k_ij = g^k_ij``, element-wise (N, K, h, w)         (Draelos & Carin, 2020)
+* :func:`layer_cam_weights`      ``W^k_ij = ReLU(g^k_ij)``, element-wise (N, K, h, w)   (Jiang et al., 2021)
 * :func:`channel_weighted_sum`   ``raw = sum_k w_k A^k`` for channel weights (N, K), or
   ``raw = sum_k W^k * A^k`` (element-wise) for weights (N, K, h, w).
 
@@ -30,6 +32,8 @@ __all__ = [
     "grad_cam_pp_weights",
     "xgrad_cam_weights",
     "counterfactual_weights",
+    "hires_cam_weights",
+    "layer_cam_weights",
     "channel_weighted_sum",
 ]
 
@@ -125,6 +129,28 @@ def counterfactual_weights(activations: Tensor, gradients: Tensor) -> Tensor:
     ``ReLU(sum_k w_k A^k)`` then keeps the regions whose removal would *raise* the score.
     """
     return -grad_cam_weights(activations, gradients)
+
+
+def hires_cam_weights(activations: Tensor, gradients: Tensor) -> Tensor:
+    r"""HiResCAM (Draelos & Carin, 2020): element-wise weights ``W^k_ij = g^k_ij``; (N, K, h, w).
+
+    The gradient is not averaged over positions, so ``raw = sum_k g^k * A^k`` keeps each
+    position's own sensitivity. It equals Grad-CAM's map exactly when every ``g^k`` is constant
+    over positions (a mean-GAP linear head); on an affine head ``raw_ij`` is the drop of the score
+    when position ``(i, j)`` is zeroed in every channel.
+    """
+    _check_maps(activations, gradients)
+    return gradients.clone()
+
+
+def layer_cam_weights(activations: Tensor, gradients: Tensor) -> Tensor:
+    r"""LayerCAM (Jiang et al., 2021): element-wise weights ``W^k_ij = ReLU(g^k_ij)``; (N, K, h, w).
+
+    HiResCAM with the negative gradients dropped, position by position: for ``A >= 0`` the map is
+    HiResCAM's plus ``sum_k ReLU(-g^k) * A^k >= 0``; on a mean-GAP linear head it is Grad-CAM+.
+    """
+    _check_maps(activations, gradients)
+    return torch.relu(gradients)
 
 
 def channel_weighted_sum(weights: Tensor, activations: Tensor) -> Tensor:
