@@ -24,6 +24,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from .._hooks import predict
 from ._check import ExerciseError, compare_outputs, passed
 
 __all__ = ["RAISE_PATCH", "check_raising_window", "check_ring_mean_fill", "windows_off_object"]
@@ -52,8 +53,8 @@ def check_raising_window(top: int, left: int) -> None:
                                 f"in the {size} x {size} image), got {value!r}.")
     hidden = x.clone()
     hidden[..., top : top + RAISE_PATCH, left : left + RAISE_PATCH] = 0.5
-    with torch.no_grad():
-        drop = float(model(x)[0, c] - model(hidden)[0, c])
+    scores = predict(model, torch.cat([x, hidden]))[:, c]
+    drop = float(scores[0] - scores[1])
     if drop >= -0.05:
         raise ExerciseError(
             f"{name}: the grey patch at ({top}, {left}) lowers the triangle logit by {drop:.3f} (a raise would be a "
@@ -90,9 +91,8 @@ def windows_off_object(model: torch.nn.Module, x: Tensor, c: int, mask: Tensor, 
     size = x.shape[-1]
     starts = [k * stride for k in range(math.ceil((size - patch) / stride) + 1)]
     places = [(t, s) for t in starts for s in starts]
-    with torch.no_grad():
-        scores = model(torch.cat([fill(x, t, s, patch) for t, s in places]))[:, c]
-        drops = model(x)[0, c] - scores
+    scores = predict(model, torch.cat([x] + [fill(x, t, s, patch) for t, s in places]))[:, c]
+    drops = scores[0] - scores[1:]
     best = drops.argsort(descending=True)[:top_k].tolist()
     return sum(not bool(mask[places[k][0] : places[k][0] + patch, places[k][1] : places[k][1] + patch].any())
                for k in best)

@@ -126,8 +126,7 @@ def key_figure(index: int | None = None) -> Figure:
     step = x.shape[-1] // A.shape[-1]  # input pixels per cell of the last map
     cell = divmod(int(A[top[0]].argmax()), A.shape[-1])
     box = receptive_field(model.features, *cell, size=x.shape[-1])
-    with torch.no_grad():
-        first = torch.relu(model.features[0](model.norm(x)))[0]
+    first = torch.relu(predict_with_layer(model, x, "features.0")[1])[0]
     roles = first_layer_roles(first, mask)
     shown = [(role, roles.index(role)) for role in ("edge", "colour", "background") if role in roles]
 

@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 import camlib
+from camlib._hooks import predict
 from camlib.data import CLASSES, THREAD
 from camlib.plotting import draw_map, map_scale, to_display
 
@@ -164,8 +165,7 @@ def class_figure(model: nn.Module, x: torch.Tensor, mask: torch.Tensor | None = 
     logit = list(camlib.grad_cam(model, copies, layer, target=classes).map)
     counter = list(camlib.counterfactual(model, copies, layer, target=classes).map)
     soft = list(camlib.grad_cam(model, copies, layer, target=classes, score="softmax").map)
-    with torch.no_grad():
-        p = torch.softmax(model(x), dim=1)[0]
+    p = torch.softmax(predict(model, x), dim=1)[0]
     fig = Figure(figsize=(9.6, 2.1 * n + 0.6), dpi=80, layout="constrained")
     left, right = fig.subfigures(1, 2, width_ratios=[3.3, 1.5])
     axes = left.subplots(n, 3)

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 import camlib
+from camlib._hooks import predict
 from camlib.data import CLASSES, THREAD
 from camlib.plotting import draw_map, map_scale, to_display
 
@@ -149,8 +150,7 @@ def class_figure(model: nn.Module, x: Tensor, outline: Tensor | None = None) -> 
     """One image ``(1, 3, H, W)``, every class (columns), the three methods (rows, one scale per row)."""
     n = len(CLASSES)
     maps = method_maps(model, x.expand(n, -1, -1, -1), list(range(n)))
-    with torch.no_grad():
-        p = torch.softmax(model(x), dim=1)[0]
+    p = torch.softmax(predict(model, x), dim=1)[0]
     fig = Figure(figsize=(2.2 * n + 1.0, 2.2 * len(METHODS) + 0.4), dpi=80, layout="constrained")
     rows = fig.subfigures(len(METHODS), 1)
     for row, (method, m) in zip(rows, maps.items()):
@@ -170,8 +170,7 @@ def instances_figure(model: nn.Module, shapes, rows: int = 3) -> Figure:
     fig = Figure(figsize=(10.5, 2.3 * rows), dpi=80, layout="constrained")
     figs = fig.subfigures(rows, 1)
     maps = method_maps(model, shapes.images[:rows], shapes.labels[:rows])
-    with torch.no_grad():
-        predicted = model(shapes.images[:rows]).argmax(dim=1)
+    predicted = predict(model, shapes.images[:rows]).argmax(dim=1)
     for n, sub in enumerate(figs):
         outline = (shapes.object_masks[n] & (shapes.object_classes[n] == shapes.labels[n])[:, None, None]).any(dim=0)
         verdict = "right" if int(predicted[n]) == int(shapes.labels[n]) else f"wrong: {CLASSES[int(predicted[n])]}"
