@@ -73,6 +73,9 @@ __all__ = [
     "alpha_explorer",
     "render_ig",
     "ig_explorer",
+    "BEYOND_METHODS",
+    "render_beyond",
+    "beyond_explorer",
     "render_comparison",
     "comparison_explorer",
     "render_real_network",
@@ -751,6 +754,125 @@ def ig_explorer(model: nn.Module, image: Tensor, target: int | None = None, max_
     return Explorer(
         "ig", render_ig, controls, {"model": model, "image": image, "target": target}, static={"steps": steps, "rule": None}
     )
+
+
+# ----------------------------------------------------------------------------- nb07: beyond Grad-CAM
+
+#: the methods of notebook 07's explorer: label -> (camlib function name, uses a layer, uses the noise level)
+BEYOND_METHODS: dict[str, tuple[str, bool, bool]] = {
+    "guided backprop": ("guided_backprop", False, False),
+    "DeconvNet": ("deconvnet", False, False),
+    "Guided Grad-CAM": ("guided_grad_cam", True, False),
+    "SmoothGrad": ("smooth_grad", False, True),
+    "VarGrad": ("smooth_grad", False, True),
+    "Grad-CAM": ("grad_cam", True, False),
+    "HiResCAM": ("hires_cam", True, False),
+    "LayerCAM": ("layer_cam", True, False),
+    "Ablation-CAM": ("ablation_cam", True, False),
+    "Score-CAM": ("score_cam", True, False),
+    "Eigen-CAM": ("eigen_cam", True, False),
+}
+
+
+def _beyond(model: nn.Module, x: Tensor, method: str, layer: str, target: int | None, noise_level: float) -> Any:
+    if method not in BEYOND_METHODS:
+        raise ValueError(f"method must be one of {tuple(BEYOND_METHODS)}, got {method!r}")
+    name, uses_layer, uses_noise = BEYOND_METHODS[method]
+    fn = getattr(camlib, name)
+    if uses_noise:
+        variant = "vargrad" if method == "VarGrad" else "smoothgrad"
+        return fn(model, x, camlib.saliency, target=target, noise_level=float(noise_level), variant=variant)
+    return fn(model, x, layer, target=target) if uses_layer else fn(model, x, target=target)
+
+
+def render_beyond(
+    model: nn.Module,
+    images: Tensor,
+    index: int = 0,
+    target: int | None = None,
+    method: str = "guided backprop",
+    layer: str = "features",
+    noise_level: float = 0.15,
+    masks: Tensor | None = None,
+    class_names: Sequence[str] | None = None,
+) -> RenderResult:
+    """One method of notebook 07 on image ``index`` for class ``target`` (``None`` or negative: the argmax).
+
+    A pixel attribution is drawn as ``|values|`` summed over the colour channels, a CAM over the image
+    (bilinear upsampling), each on its own colour scale from 0. ``layer`` is used by the CAM methods and
+    Guided Grad-CAM, ``noise_level`` (a fraction of the image's range) by SmoothGrad and VarGrad (of the
+    absolute gradient, 25 samples). With ``masks`` the readout scores the map on the object mask:
+    energy inside and the pointing game (:mod:`camlib.metrics`).
+    """
+    model, images = check_model(model), _images(images)
+    x = _pick(images, index, model)
+    res = _beyond(model, x, method, layer, _target_arg(target), noise_level)
+    _, uses_layer, uses_noise = BEYOND_METHODS[method]
+    is_cam = isinstance(res, camlib.CamResult)
+    heat = res.map[0] if is_cam else res.values[0].abs().sum(dim=0)
+    logits = predict(model, x)
+    names = _class_names(model, logits.shape[-1], class_names)
+    c, pred = int(res.target[0]), int(logits[0].argmax())
+    mask = None
+    if masks is not None:
+        if not isinstance(masks, Tensor) or masks.ndim != 3 or masks.shape[0] != images.shape[0]:
+            raise ValueError("masks must be a (N, H, W) tensor with one mask per image")
+        mask = masks[int(index)].to(x.device)
+    fig, (ax0, ax1) = _figure(2, width=7.5, height=3.6)
+    ax0.imshow(to_display(x[0]))
+    if mask is not None:
+        ax0.contour(mask.cpu().numpy().astype(float), levels=[0.5], colors="white", linewidths=1)
+    ax0.set_title(f"image {index}: predicted {_name(names, pred)}", fontsize=10)
+    where = f" at {layer}" if uses_layer else (f", noise {noise_level:.0%}" if uses_noise else "")
+    draw_map(ax1, heat, image=x[0] if is_cam else None, mask=mask, title=f"{method}{where}, class {_name(names, c)}")
+    for ax in (ax0, ax1):
+        ax.set_axis_off()
+    agnostic = " (the same map for every class)" if method == "Eigen-CAM" else ""
+    lines = [
+        f"{method}{where}: class {c} ({_name(names, c)}){agnostic}, score {res.score_kind} = {float(res.score[0]):.4f}",
+        f"predicted {_name(names, pred)} (logit {float(logits[0, pred]):.4f}); map range "
+        f"[{float(heat.min()):.4g}, {float(heat.max()):.4g}]",
+    ]
+    if mask is not None:
+        hit = float(camlib.metrics.pointing_game(heat[None], mask[None]).values[0])
+        energy = float(camlib.metrics.energy_inside(heat[None], mask[None]).values[0])
+        lines.append(f"on the object mask ({float(mask.float().mean()):.0%} of the image): energy inside "
+                     f"{energy:.2f}, pointing game {'hit' if hit == 1.0 else ('miss' if hit == 0.0 else f'{hit:.2f}')}")
+    return _png(fig), "\n".join(lines)
+
+
+def beyond_explorer(
+    model: nn.Module,
+    images: Tensor,
+    masks: Tensor | None = None,
+    layer: str = "features",
+    class_names: Sequence[str] | None = None,
+    layers: Sequence[str] | None = None,
+) -> Explorer:
+    """Image index, class (or predicted), method (notebook 07's), layer (for the methods that take one)
+    and noise level (for SmoothGrad and VarGrad); with ``masks`` the readout scores the map."""
+    model, images = check_model(model), _images(images)
+    n_out = predict(model, images[:1]).shape[-1]
+    names = _class_names(model, n_out, class_names)
+    layer_names = list(layers) if layers is not None else _conv_layers(model, layer)
+    controls: dict[str, widgets.ValueWidget] = {
+        "index": _slider(widgets.IntSlider, "image", 0, 0, images.shape[0] - 1, 1),
+        "target": _choice("class", [("predicted", -1), *[(n, i) for i, n in enumerate(names)]], -1),
+        "method": _choice("method", list(BEYOND_METHODS), "guided backprop"),
+        "layer": _choice("layer", layer_names, layer),
+        "noise_level": _slider(widgets.FloatSlider, "noise", 0.15, 0.0, 0.5, 0.05),
+    }
+
+    def on_change(explorer: Explorer, _name_changed: str) -> None:
+        _, uses_layer, uses_noise = BEYOND_METHODS[explorer.controls["method"].value]
+        explorer.controls["layer"].disabled = not uses_layer
+        explorer.controls["noise_level"].disabled = not uses_noise
+
+    return Explorer(
+        "beyond", render_beyond, controls,
+        {"model": model, "images": images, "masks": masks, "class_names": names},
+        on_change=on_change, static={"method": None},
+    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- nb08: comparison
