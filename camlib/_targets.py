@@ -239,7 +239,7 @@ def _output_index(name: str, model: nn.Module | None, c: int) -> int:
 
 
 def _check_range(values: list[int], c: int) -> None:
-    bad = [v for v in values if not 0 <= v < c]
+    bad = list(dict.fromkeys(v for v in values if not 0 <= v < c))
     if bad:
         shown = bad[:8]
         raise ValueError(
@@ -254,10 +254,13 @@ def _as_index(value: object, model: nn.Module | None, c: int) -> int:
         return int(value)
     if isinstance(value, str):
         return _output_index(value, model, c)
+    if isinstance(value, numbers.Real):
+        raise TypeError(
+            f"target entries must be int class indices or output names (str); got {type(value).__name__} "
+            f"{value!r}. Do not round a float: pass the class index itself."
+        )
     raise TypeError(
-        f"target entries must be int class indices or output names (str); got {type(value).__name__}"
-        f"{f' {value!r}' if isinstance(value, numbers.Real) else ''}. Do not round a float: pass the "
-        "class index itself."
+        f"target entries must be int class indices or output names (str); got {type(value).__name__}."
     )
 
 

@@ -45,7 +45,8 @@ __all__ = [
 
 def _need(result: Any, kind: type, what: str) -> None:
     if not isinstance(result, kind):
-        raise TypeError(f"{what} needs a {kind.__name__}, got {type(result).__name__}.")
+        article = "an" if kind.__name__[0] in "AEIOU" else "a"
+        raise TypeError(f"{what} needs {article} {kind.__name__}, got {type(result).__name__}.")
 
 
 def _matching(result: CamResult | Attribution, x: Tensor) -> Tensor:

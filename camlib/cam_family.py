@@ -385,7 +385,7 @@ def cam(
                 suggestion = layer_name
             raise ValueError(
                 f"CAM needs the model to end with global average pooling of {layer_name!r} followed "
-                f"by the linear layer {fc_name!r}; this model does not. " + _use_grad_cam(suggestion)
+                f"by the linear layer {fc_name!r}; this model does not, so " + _use_grad_cam(suggestion)
             )
         w = fc_mod.weight.detach()[t].to(a.dtype)
         bias = (
