@@ -15,6 +15,7 @@ FIGURES: dict[str, str] = {
     "04_grad_cam": "nb04",
     "05_grad_cam_plus_plus": "nb05",
     "06_axioms": "nb06",
+    "07_beyond_grad_cam": "nb07",
     "08_evaluating_explanations": "nb08",
     "09_a_real_network": "nb09",
 }
