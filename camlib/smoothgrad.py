@@ -164,31 +164,49 @@ def _smooth(
         return (x + eps * sigma.view(shape)).detach()
 
     rows = torch.arange(n, device=x.device)
-    # draw 0 gives each image's pivot; later draws are accumulated as differences from it
-    first = draw()
-    pivot = torch.cat([explain(first[i : i + batch_size], rows[i : i + batch_size]) for i in range(0, n, batch_size)])
-    total = torch.zeros_like(pivot)
-    total_sq = torch.zeros_like(pivot)
+    # Each image's first sample (draw 0) is its pivot; every sample is accumulated as its
+    # difference from the pivot. Draws are taken in order and cut into full batches.
+    pivot: Tensor | None = None
+    has_pivot = torch.zeros(n, dtype=torch.bool, device=x.device)
+    total: Tensor | None = None
+    total_sq: Tensor | None = None
     pending_x: list[Tensor] = []
     pending_n: list[Tensor] = []
 
     def flush() -> None:
+        nonlocal pivot, total, total_sq
         batch, index = torch.cat(pending_x), torch.cat(pending_n)
         pending_x.clear()
         pending_n.clear()
-        for i in range(0, batch.shape[0], batch_size):
-            d = explain(batch[i : i + batch_size], index[i : i + batch_size]) - pivot[index[i : i + batch_size]]
-            total.index_add_(0, index[i : i + batch_size], d)
-            total_sq.index_add_(0, index[i : i + batch_size], d * d)
+        values = explain(batch, index)
+        if pivot is None:
+            pivot = torch.zeros((n, *values.shape[1:]), dtype=values.dtype, device=values.device)
+            total, total_sq = torch.zeros_like(pivot), torch.zeros_like(pivot)
+        first: dict[int, int] = {}
+        for row, image in enumerate(index.tolist()):
+            if not has_pivot[image] and image not in first:
+                first[image] = row
+        if first:
+            images = torch.tensor(list(first), device=index.device)
+            pivot[images] = values[torch.tensor(list(first.values()), device=index.device)]
+            has_pivot[images] = True
+        d = values - pivot[index]
+        total.index_add_(0, index, d)
+        total_sq.index_add_(0, index, d * d)
 
     queued = 0
-    for _ in range(1, samples):
-        pending_x.append(draw())
-        pending_n.append(rows)
-        queued += n
-        if queued >= batch_size:
-            flush()
-            queued = 0
+    for _ in range(samples):
+        noisy = draw()
+        start = 0
+        while start < n:
+            take = min(n - start, batch_size - queued)
+            pending_x.append(noisy[start : start + take])
+            pending_n.append(rows[start : start + take])
+            queued += take
+            start += take
+            if queued == batch_size:
+                flush()
+                queued = 0
     if pending_x:
         flush()
     mean_d = total / samples
