@@ -79,7 +79,8 @@ def smooth_grad(
     over ``samples`` draws ``eps_s ~ N(0, sigma_i^2)``, ``sigma_i = noise_level * (max x_i - min x_i)``.
 
     ``explainer`` is a camlib pixel attribution (e.g. ``camlib.saliency``); ``options`` are passed
-    on to it (e.g. ``absolute=False``, or ``steps=`` for Integrated Gradients). ``extras``:
+    on to it (e.g. ``absolute=False``, ``steps=`` for Integrated Gradients, ``layer=`` for
+    ``camlib.guided_grad_cam``). ``extras``:
     ``"explainer"`` (its name), ``"variant"``, ``"noise_level"``, ``"sigma"`` (N,), ``"samples"``,
     ``"seed"``. The paper recommends a noise level of 10-20 %.
     """
@@ -94,12 +95,13 @@ def smooth_grad(
         takes_layer = "layer" in inspect.signature(explainer).parameters
     except (TypeError, ValueError):  # builtins without a signature
         takes_layer = False
-    if takes_layer:
+    if takes_layer and "layer" not in options:
         raise TypeError(
-            f"smooth_grad averages pixel attributions, one value per input element; "
-            f"{_explainer_name(explainer)} takes a layer (a CAM-family method, whose maps live at the "
-            "layer's resolution). Pass camlib.saliency, camlib.gradient_x_input, "
-            "camlib.integrated_gradients, camlib.guided_backprop or camlib.deconvnet."
+            f"{_explainer_name(explainer)} takes a layer: smooth_grad averages pixel attributions, one "
+            "value per input element. Pass camlib.saliency, camlib.gradient_x_input, "
+            "camlib.integrated_gradients, camlib.guided_backprop or camlib.deconvnet, or "
+            "camlib.guided_grad_cam with layer=...; a CAM-family method's map lives at the layer's "
+            "resolution and cannot be smoothed here."
         )
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}; got {variant!r}.")

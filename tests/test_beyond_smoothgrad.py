@@ -140,6 +140,8 @@ def test_noise_is_relative_to_each_images_range(gap):
 def test_wraps_other_explainers_and_passes_options(gap, x):
     ig = camlib.smooth_grad(gap, x, camlib.integrated_gradients, samples=2, steps=8, rule="midpoint")
     gbp = camlib.smooth_grad(gap, x, camlib.guided_backprop, samples=2)
+    ggc = camlib.smooth_grad(gap, x, camlib.guided_grad_cam, layer="features", noise_level=0.0, samples=2)
+    assert close(ggc.values, camlib.guided_grad_cam(gap, x, "features").values)
     assert ig.values.shape == x.shape and gbp.extras["explainer"] == "guided_backprop"
     signed = camlib.smooth_grad(gap, x, camlib.saliency, samples=3, noise_level=0.0, absolute=False)
     assert close(signed.values, camlib.saliency(gap, x, absolute=False).values)
@@ -149,8 +151,10 @@ def test_wraps_other_explainers_and_passes_options(gap, x):
 
 
 def test_errors_and_state(gap, x):
-    with pytest.raises(TypeError, match="CAM-family"):
+    with pytest.raises(TypeError, match="takes a layer"):
         camlib.smooth_grad(gap, x, camlib.grad_cam)
+    with pytest.raises(TypeError, match="returned CamResult"):
+        camlib.smooth_grad(gap, x, camlib.grad_cam, layer="features", samples=2)
     with pytest.raises(TypeError, match="pixel attributions"):
         camlib.smooth_grad(gap, x, "saliency")
     with pytest.raises(ValueError, match="variant"):
