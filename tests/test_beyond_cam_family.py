@@ -220,3 +220,14 @@ def test_state_scores_and_metrics(gap, x):
         assert 0.0 <= camlib.metrics.energy_inside(inside, masks).mean <= 1.0
     with pytest.raises(ValueError, match="not a submodule"):
         camlib.layer_cam(gap, x, "featurez")
+
+
+def test_layer_cam_equals_hires_cam_when_every_gradient_is_positive(x):
+    """At the last layer of a GAP net whose class row is positive, g = W_ck / Z > 0 everywhere."""
+    model = gap_net(seed=0)
+    with torch.no_grad():
+        model.fc.weight[2] = model.fc.weight[2].abs() + 0.1
+    lc = camlib.layer_cam(model, x, "features", target=2)
+    hr = camlib.hires_cam(model, x, "features", target=2)
+    assert (lc.gradients > 0).all()
+    assert close(lc.raw, hr.raw) and close(lc.raw, camlib.grad_cam(model, x, "features", target=2).raw)
