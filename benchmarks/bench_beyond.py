@@ -19,6 +19,11 @@ both alike:
    ``nt_samples=S`` and the same standard deviation, both ``--sg-batch`` noisy images per pass.
    Ratio printed: camlib time / Captum time (an overhead; target <= 1.1).
 
+Beside the wall times, each line gives the CPU seconds of both sides and their ratio: on a machine
+shared with other work (load average above the core count) wall time measures the scheduler as
+much as the code, while CPU time (with ``--threads 1``, so that no thread spins waiting for another)
+still measures the work done.
+
 Each CAM pair also prints how far the two results are apart, as a check that both computed the
 method: pytorch-grad-cam's final map (ReLU, min-max, resize) against camlib's raw map put through that
 same post-processing (Score-CAM's differ by the masks' upsampling, ``align_corners``). SmoothGrad's
@@ -36,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import time
 import types
@@ -48,22 +54,42 @@ import torchvision
 import camlib
 
 
-def timed(fn) -> tuple[float, object]:
-    start = time.perf_counter()
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+#: CPU seconds of the last ``interleaved`` call: (camlib, peer), medians
+CPU: list[float] = [0.0, 0.0]
+
+
+def timed(fn) -> tuple[float, float, object]:
+    start, cpu = time.perf_counter(), _cpu()
     out = fn()
-    return time.perf_counter() - start, out
+    return time.perf_counter() - start, _cpu() - cpu, out
 
 
 def interleaved(a, b, repeats: int) -> tuple[float, float, object, object]:
-    """Median wall time of ``a`` and of ``b`` run alternately, and the last result of each."""
-    ta, tb = [], []
+    """Median wall time of ``a`` and of ``b`` run alternately, and the last result of each; the
+    median CPU times (this process, all its threads) go to ``CPU``."""
+    ta, tb, ca, cb = [], [], [], []
     ra = rb = None
     for _ in range(repeats):
-        t, ra = timed(a)
+        t, c, ra = timed(a)
         ta.append(t)
-        t, rb = timed(b)
+        ca.append(c)
+        t, c, rb = timed(b)
         tb.append(t)
+        cb.append(c)
+    CPU[:] = [statistics.median(ca), statistics.median(cb)]
     return statistics.median(ta), statistics.median(tb), ra, rb
+
+
+def cpu_note(peer_over_camlib: bool = True) -> str:
+    """The same ratio in CPU seconds, which a loaded machine disturbs less than wall time."""
+    ours, theirs = CPU
+    ratio = theirs / ours if peer_over_camlib else ours / theirs
+    return f"   [CPU {ours:.1f} s vs {theirs:.1f} s: {ratio:.2f}]"
 
 
 def main() -> None:
@@ -116,7 +142,7 @@ def main() -> None:
         gap = float((torch.from_numpy(peer) - peer_map(res)).abs().max())
         print(f"Ablation-CAM  camlib {ours:8.2f} s   pytorch-grad-cam {theirs:8.2f} s   speed-up {theirs / ours:6.1f}x"
               f"   (normalised maps differ by up to {gap:.1e}; camlib grew the batch at the layer: "
-              f"{res.extras['expanded']})")
+              f"{res.extras['expanded']})" + cpu_note())
 
     if "score" in pairs:
         ours, theirs, res, peer = interleaved(
@@ -126,7 +152,7 @@ def main() -> None:
         )
         gap = float((torch.from_numpy(peer) - peer_map(res)).abs().max())
         print(f"Score-CAM     camlib {ours:8.2f} s   pytorch-grad-cam {theirs:8.2f} s   speed-up {theirs / ours:6.1f}x"
-              f"   (normalised maps differ by up to {gap:.1e}: the masks' align_corners)")
+              f"   (normalised maps differ by up to {gap:.1e}: the masks' align_corners)" + cpu_note())
 
     if "smoothgrad" in pairs:
         level = 0.15
@@ -141,7 +167,8 @@ def main() -> None:
             args.repeats,
         )
         print(f"SmoothGrad    camlib {ours:8.2f} s   Captum NoiseTunnel {theirs:8.2f} s   ratio {ours / theirs:6.2f}"
-              f"   ({args.samples} samples per image, {per_pass * args.batch} noisy images per pass)")
+              f"   ({args.samples} samples per image, {per_pass * args.batch} noisy images per pass)"
+              + cpu_note(peer_over_camlib=False))
 
 
 if __name__ == "__main__":
