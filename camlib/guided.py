@@ -177,13 +177,13 @@ def _unreached_gates(out: Tensor) -> tuple[Counter, Counter]:
     """Rectifiers still reachable from ``out`` in the autograd graph, and rule-less activations."""
     functional: Counter = Counter()
     no_rule: Counter = Counter()
-    seen: set[int] = set()
+    seen: dict[int, object] = {}  # id -> node: holding each node keeps its id from being reused
     stack = [out.grad_fn]
     while stack:
         node = stack.pop()
         if node is None or id(node) in seen:
             continue
-        seen.add(id(node))
+        seen[id(node)] = node
         name = type(node).__name__
         if name in _FUNCTIONAL_GATES:
             functional[_FUNCTIONAL_GATES[name]] += 1
