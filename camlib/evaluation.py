@@ -35,7 +35,7 @@ attribution summed over its channels, signed), explained for the image's **true 
 
 from __future__ import annotations
 
-import math
+import copy
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
@@ -58,6 +58,7 @@ __all__ = [
     "INSERTION_SUBSTRATE",
     "SETTINGS",
     "available_methods",
+    "fast_copy",
     "explain",
     "centre_prior",
     "reference_maps",
@@ -152,6 +153,15 @@ def available_methods(names: Sequence[str] = METHODS) -> tuple[str, ...]:
     import camlib
 
     return tuple(m for m in names if callable(getattr(camlib, m, None)))
+
+
+def fast_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with its 4-D weights laid out channels-last (the caller's model is untouched).
+
+    On a CPU the course models' convolutions and max-pools run about twice as fast this way; the
+    numbers are the same up to float rounding (relative differences around 1e-7 in the maps).
+    """
+    return copy.deepcopy(model).to(memory_format=torch.channels_last)
 
 
 def explain(method: str, model: nn.Module, x: Tensor, target: Any, layer: str) -> Any:
@@ -315,6 +325,7 @@ def substrate_check(
     (``"lerf"``, which equals insertion with the same substrate) when it is high.
     """
     refs = reference_maps(masks, seed)
+    model = fast_copy(model)
     out: dict[tuple[str, str], MeasureCheck] = {}
     for substrate in substrates:
         for order in orders:
@@ -399,7 +410,8 @@ class Evaluation:
     def format_differences(self, reference: str = "grad_cam", measures: Sequence[str] | None = None, digits: int = 3) -> str:
         """A markdown table of paired differences ``method - reference`` with intervals.
 
-        A cell is starred when its interval excludes 0 (the two methods differ on that measure).
+        A cell is starred when its interval excludes 0 at the printed precision (the two methods
+        differ on that measure; a difference that rounds to 0 is float rounding, not a finding).
         """
         measures = [m for m in (measures or MEASURES) if m in self.values and self.has(m, reference)]
         lines = [
@@ -413,7 +425,7 @@ class Evaluation:
             for m in measures:
                 if self.has(m, row):
                     d = self.difference(m, row, reference)
-                    star = "*" if d.excludes_zero else ""
+                    star = "*" if round(d.low, digits) > 0 or round(d.high, digits) < 0 else ""
                     cells.append(f"{d.mean:+.{digits}f} [{d.low:+.{digits}f}, {d.high:+.{digits}f}]{star} ({d.n})")
                 else:
                     cells.append("–")
@@ -507,6 +519,7 @@ def evaluate(
     n_costly: int = 100,
     n_faithful: int = 500,
     n_classes: int | None = None,
+    n_classes_costly: int = 50,
     n_sanity: int = 32,
     steps: int = 8,
     deletion_substrate: Any = DELETION_SUBSTRATE,
@@ -527,19 +540,22 @@ def evaluate(
     label), ``masks`` (N, H, W) the object masks, or ``None`` (then localisation, wrong-class
     energy and the reference maps are skipped). Each method explains the first ``n`` images
     (``n_costly`` for :data:`COSTLY`); class discrimination explains every class of the first
-    ``n_classes`` of those (default ``n_faithful``); faithfulness scores the first
-    ``n_faithful``. The model-randomisation column re-initialises the output layer of a copy of
+    ``n_classes`` of those (default ``n_faithful``; ``n_classes_costly`` for the costly methods);
+    faithfulness scores the first ``n_faithful``. The model-randomisation column re-initialises the output layer of a copy of
     the model (the first step of Adebayo et al.'s cascade) on the first ``n_sanity`` images; the
     methods in ``cascade`` also get the whole cascade (``Evaluation.randomisation``).
-    ``permuted`` is the same architecture trained on permuted labels (data randomisation) or
-    ``None``. ``tolerance`` is the pointing game's radius in pixels (default:
-    :func:`camlib.metrics.scaled_tolerance`). Deletion curves depend only on the ranking of the
+    ``permuted`` is the same architecture trained on permuted labels (data randomisation, on the
+    first ``n_faithful`` images) or ``None``. ``tolerance`` is the pointing game's radius in pixels (default:
+    :func:`camlib.metrics.scaled_tolerance`). The models are evaluated through
+    :func:`fast_copy` (the caller's models are not touched). Deletion curves depend only on the ranking of the
     pixels, so a row whose ranking equals an earlier row's, pixel for pixel, reuses its curves
     (on a GAP-linear head CAM and XGrad-CAM rank like Grad-CAM). A method that does not apply to
     the model (CAM without a GAP-linear head) is left out and recorded in
     ``settings["not_applicable"]``. ``progress`` receives one line per finished row.
     """
     methods = available_methods() if methods is None else tuple(methods)
+    model = fast_copy(model)
+    permuted = None if permuted is None else fast_copy(permuted)
     x_all, y_all = images, labels.long()
     h, w = x_all.shape[-2:]
     n = min(n, x_all.shape[0])
@@ -549,6 +565,7 @@ def evaluate(
     refs_wanted = references and masks is not None
     ev = Evaluation(name, [*REFERENCES] if refs_wanted else [], settings={
         "n": n, "n_costly": n_costly, "n_faithful": n_faithful, "n_sanity": n_sanity, "steps": steps,
+        "n_classes": n_faithful if n_classes is None else n_classes, "n_classes_costly": n_classes_costly,
         "deletion_substrate": deletion_substrate, "insertion_substrate": insertion_substrate,
         "tolerance": tolerance, "layer": layer, "classes": classes,
         "methods_missing": [m for m in METHODS if m not in methods], "not_applicable": {},
@@ -594,6 +611,8 @@ def evaluate(
         x, y = x_all[:count], y_all[:count]
         m = None if masks is None else masks[:count]
         k_classes = min(count, n_faithful if n_classes is None else n_classes)
+        if method in COSTLY:
+            k_classes = min(k_classes, n_classes_costly)
         try:
             out = _explain_classes(method, model, x, y, m, classes, layer, batch_size, k_classes)
         except (ValueError, TypeError) as error:  # e.g. CAM on a head that is not GAP-linear
@@ -609,11 +628,12 @@ def evaluate(
             put("wrong_energy", method, out["wrong_energy"])
         put("cosine", method, out["cosine"])
         faithfulness(method, out["maps"], count)
-        if permuted is not None:
+        if permuted is not None:  # on the images of class discrimination and faithfulness
+            k = min(count, n_faithful)
             other = torch.cat([
-                metrics.to_map(explain(method, permuted, x[p], y[p], layer)) for p in _chunks(count, batch_size)
+                metrics.to_map(explain(method, permuted, x[p], y[p], layer)) for p in _chunks(k, batch_size)
             ])
-            put("data_randomisation", method, metrics.spearman(out["native"], other))
+            put("data_randomisation", method, metrics.spearman(out["native"][:k], other))
         k = min(n_sanity, count)
         explainer = lambda mdl, xx, target=None, _method=method: explain(_method, mdl, xx, target, layer)  # noqa: E731
         layers = None if method in cascade else [top]
