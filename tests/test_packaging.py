@@ -138,10 +138,10 @@ def test_dependency_layers():
 def test_import_camlib_loads_nothing_of_jupyter():
     code = (
         "import sys, camlib, camlib.models, camlib.data, camlib.metrics, camlib.axioms, camlib.plotting\n"
-        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({JUPYTER!r})))"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({JUPYTER!r})), 'camlib.course' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]", f"import camlib loaded {out.strip()}"
+    assert out.strip() == "[] False", f"import camlib loaded {out.strip()} (Jupyter modules; camlib.course loaded?)"
 
 
 def test_widgets_without_ipywidgets_name_the_extra():
