@@ -8,7 +8,7 @@ The master notebooks hold the solutions between nbgrader's delimiters::
         ### END SOLUTION
 
 and check them in a separate cell that calls a ``check_*`` function of
-:mod:`camlib.exercises` by its module (``camlib.exercises.nb04.check_gradcam_weights(...)``);
+:mod:`camlib.exercises` by its module (``camlib.exercises.nb04.check_blind_score(...)``);
 other helpers named ``check_*`` (such as a notebook's printing asserts) are not exercise checks. The student version replaces each solution region of a code cell
 by ``raise NotImplementedError()`` (same indentation), each solution region of a markdown
 cell by a prompt, removes hidden tests, clears outputs and tags every check cell
