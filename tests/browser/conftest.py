@@ -187,7 +187,13 @@ def lab(tmp_path_factory) -> Iterator[Lab]:
 
 
 @pytest.fixture(scope="session")
-def browser(lab):
+def chromium_browser():
+    """One headless Chromium for the whole session.
+
+    Playwright's sync API allows one ``sync_playwright()`` at a time per thread, so every browser test
+    (the JupyterLab tier and the site's pages) shares this one instead of starting its own.
+    """
+    _require_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -203,6 +209,11 @@ def browser(lab):
             yield chromium
         finally:
             chromium.close()
+
+
+@pytest.fixture(scope="session")
+def browser(lab, chromium_browser):
+    return chromium_browser
 
 
 CLOSE_NOTEBOOKS_JS = """async () => {

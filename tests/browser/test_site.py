@@ -39,7 +39,6 @@ import pytest
 pytestmark = [pytest.mark.browser, pytest.mark.after_notebooks]
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
 BUILD_SCRIPT = ROOT / "site" / "build.py"
 ARTIFACTS = ROOT / "test-artifacts" / "site"
 
@@ -108,24 +107,9 @@ def http_base(site) -> str:
 
 
 @pytest.fixture(scope="module")
-def chromium():
-    if not CHROMIUM.exists():
-        _skip_or_fail(f"Chromium not found at {CHROMIUM}: install it with `apt-get install -y chromium`")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=[
-                "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run",
-            ],
-        )  # fmt: skip
-        try:
-            yield browser
-        finally:
-            browser.close()
+def chromium(chromium_browser):
+    """The session's one Chromium (tests/browser/conftest.py): Playwright's sync API allows one per thread."""
+    return chromium_browser
 
 
 class Visit:
