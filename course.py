@@ -161,7 +161,7 @@ def test(extra: list[str]) -> None:
     _say("running the unit tests, the browser tier and every notebook under nbval ...")
     _run(
         [python, "-m", "pytest", "tests", "notebooks", "--nbval-lax", "--nbval-current-env",
-         "--ignore=notebooks/student", "-p", "no:cacheprovider", "-ra", *extra]
+         "--ignore=notebooks/student", "-p", "no:cacheprovider", "-ra", "--durations=30", *extra]
     )
 
 
