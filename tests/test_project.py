@@ -181,3 +181,22 @@ def test_floors_are_stated_once_and_agree():
         name = Requirement(req_spec).name.lower()
         assert name in rows, f"the README's version table has no row for {name}"
         assert rows[name] == (_floor(req_spec), pins[name]), (name, rows[name], _floor(req_spec), pins[name])
+
+
+def test_every_test_named_in_docs_math_exists():
+    """docs/math.md's §13 names the test of each identity: `tests/file.py::name` or `::name` (same file)."""
+    text = (ROOT / "docs" / "math.md").read_text(encoding="utf-8")
+    missing, checked = [], 0
+    for row in text.splitlines():
+        current = None
+        for path, name in re.findall(r"`(tests/[\w/]+\.py)?::(\w+)", row):
+            current = path or current
+            if current is None:
+                missing.append(f"::{name} (no file named before it in: {row[:60]}...)")
+                continue
+            source = ROOT / current
+            checked += 1
+            if not source.exists() or not re.search(rf"^def {name}\b", source.read_text(encoding="utf-8"), re.M):
+                missing.append(f"{current}::{name}")
+    assert checked > 50, f"only {checked} test names found in docs/math.md"
+    assert not missing, "docs/math.md names tests that do not exist:\n" + "\n".join(missing)
