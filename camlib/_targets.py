@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 __all__ = [
     "SCORES",
+    "LOW_PRECISION",
     "check_model",
     "check_input",
     "place_like_model",
@@ -38,8 +39,11 @@ __all__ = [
     "check_score",
     "select_score",
     "score_gradient",
+    "refuse_underflow",
     "baseline_like",
     "check_count",
+    "check_seed",
+    "check_real",
     "as_pair",
 ]
 
@@ -157,8 +161,34 @@ def run_model(model: nn.Module, x: Tensor, batch_size: int | None = None) -> Ten
                     "(for a grey image, repeat it: x.expand(-1, 3, -1, -1))."
                 ) from exc
             raise
-        outs.append(check_output(out, chunk.shape[0]))
+        outs.append(_check_values(check_output(out, chunk.shape[0]), chunk))
     return outs[0] if len(outs) == 1 else torch.cat(outs)
+
+
+#: floating dtypes narrow enough for a network's values to overflow or underflow in practice
+LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _check_values(out: Tensor, x: Tensor) -> Tensor:
+    """Refuse outputs that no explanation can be honest about, for a finite input ``x``.
+
+    A non-finite output from a finite input means the model overflowed (typically in float16);
+    every gradient and score built on it would be NaN. In float16 / bfloat16 an output that is
+    exactly zero for every class of a non-zero input means its values underflowed: every
+    explanation of it would be a zero map that says nothing about the model.
+    """
+    if out.is_floating_point() and not bool(torch.isfinite(out).all()):
+        raise ValueError(
+            f"the model's output contains NaN or infinite values although its input is finite "
+            f"(dtype {out.dtype}): its values overflowed or the model divides by zero. Run the model "
+            "in a wider dtype (model.float() or model.double()) or fix the model."
+        )
+    if out.dtype in LOW_PRECISION and not bool(out.detach().any()) and bool(x.detach().any()):
+        raise ValueError(
+            f"every output of the model is exactly 0 in {out.dtype}: its values underflowed, so any "
+            "explanation of it would be an all-zero map. Run the model in float32 (model.float())."
+        )
+    return out
 
 
 def check_output(out: object, n: int) -> Tensor:
@@ -364,6 +394,24 @@ def score_gradient(y: Tensor, wrt: Tensor, what: str) -> Tensor:
     return g
 
 
+def refuse_underflow(values: Tensor, what: str, exact: Tensor | None = None) -> Tensor:
+    """``values``, unless they are all exactly 0 in float16 / bfloat16 where they should not be.
+
+    Without ``exact``: an all-zero gradient in low precision is refused (it is almost always an
+    underflow; run in float32 to tell). With ``exact`` (the same quantity recomputed in float32):
+    refused only when that one is not all zero.
+    """
+    if values.dtype not in LOW_PRECISION or bool(values.any()):
+        return values
+    if exact is not None and not bool(exact.any()):
+        return values
+    raise ValueError(
+        f"{what} is exactly 0 everywhere in {values.dtype}: the values underflowed, so the map would "
+        "be all zero without saying anything about the model. Run the model in float32 "
+        "(model.float())."
+    )
+
+
 # --------------------------------------------------------------------------- baselines and counts
 
 
@@ -416,6 +464,29 @@ def check_count(value: object, name: str, minimum: int = 1) -> int:
     if int(value) < minimum:
         raise ValueError(f"{name} must be at least {minimum}; got {int(value)}.")
     return int(value)
+
+
+def check_seed(value: object, name: str = "seed") -> int:
+    """A Python or numpy integer (a random seed), else camlib's TypeError."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int; got {type(value).__name__} {value!r}.")
+    return int(value)
+
+
+def check_real(value: object, name: str, *, positive: bool = False, minimum: float | None = None) -> float:
+    """A finite real number (Python, numpy or 0-d tensor), optionally > 0 or >= ``minimum``."""
+    if isinstance(value, Tensor) and value.numel() == 1 and not value.is_complex():
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number; got {type(value).__name__} {value!r}.")
+    v = float(value)
+    if not np.isfinite(v):
+        raise ValueError(f"{name} must be finite; got {v}.")
+    if positive and not v > 0:
+        raise ValueError(f"{name} must be > 0; got {v}.")
+    if minimum is not None and v < minimum:
+        raise ValueError(f"{name} must be at least {minimum}; got {v}.")
+    return v
 
 
 def as_pair(value: object, name: str) -> tuple[int, int]:

@@ -237,6 +237,11 @@ def implementation_invariance(
     Gradients and IG are implementation invariant; methods that read internal layers need
     not be.
     """
+    if not callable(explainer):
+        raise TypeError(
+            f"explainer must be a camlib method, passed as the function itself (e.g. camlib.saliency); "
+            f"got {type(explainer).__name__}."
+        )
     model_a, model_b = check_model(model_a), check_model(model_b)
     if isinstance(layer, (tuple, list)):
         if len(layer) != 2:

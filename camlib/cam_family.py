@@ -36,10 +36,12 @@ from torch import Tensor, nn
 
 from ._hooks import capture_layer, model_guard, outside_inference_mode
 from ._targets import (
+    LOW_PRECISION,
     check_input,
     check_model,
     check_score,
     find_layer,
+    refuse_underflow,
     resolve_target,
     run_model,
     score_gradient,
@@ -91,7 +93,7 @@ def _capture(
         a = cap.single()
         t = resolve_target(target, out, model)
         y = select_score(out, t, score, model)
-        g = score_gradient(y, a, f"layer {name!r}")
+        g = refuse_underflow(score_gradient(y, a, f"layer {name!r}"), f"the gradient at layer {name!r}")
     return a.detach(), g.detach(), t, y.detach(), name
 
 
@@ -107,6 +109,8 @@ def _result(
     **extras: object,
 ) -> CamResult:
     raw = channel_weighted_sum(weights, a)
+    if raw.dtype in LOW_PRECISION:
+        refuse_underflow(raw, "the map", channel_weighted_sum(weights.float(), a.float()))
     return CamResult(
         activations=a,
         gradients=g,

@@ -58,6 +58,7 @@ from torch import Tensor, nn
 
 from ._hooks import capture_layer, model_guard, outside_inference_mode
 from ._targets import (
+    LOW_PRECISION,
     check_count,
     check_input,
     check_model,
@@ -68,7 +69,7 @@ from ._targets import (
     select_score,
 )
 from .cam_family import _result
-from .postprocess import upsample
+from .postprocess import normalize, upsample
 from .results import CamResult
 
 __all__ = ["ablation_cam", "score_cam", "eigen_cam"]
@@ -189,9 +190,33 @@ def ablation_cam(
                 if scores is None:
                     scores = _ablated_scores(model, module, xi, stack, t[i], score, expand)
                 drops[i, channels] = y[i] - scores
+        _refuse_unconnected(model, module, x, a, t, y, drops, score, name)
         scale = y.abs()
         scale = torch.where(scale > 0, scale, torch.ones_like(scale))
         return _result(drops / scale[:, None], a, None, t, y, "ablation_cam", name, score, drops=drops, expanded=expand)
+
+
+def _refuse_unconnected(
+    model: nn.Module, module: nn.Module, x: Tensor, a: Tensor, t: Tensor, y: Tensor, drops: Tensor, score: str, name: str
+) -> None:
+    """Raise when no ablation moved the score because the score does not depend on the layer at all.
+
+    Only checked when every drop is within rounding of 0: then the whole output of the layer is
+    shifted once; a score that still does not move is not computed from this layer (a module off
+    the path to the output), and an all-zero map would say nothing.
+    """
+    tol = 1e3 * torch.finfo(y.dtype).eps * (1.0 + y.abs())
+    if bool((drops.abs() > tol[:, None]).any()):
+        return
+    shifted = a + (a.abs().amax() + 1.0)
+    with _replace_output(module, shifted):
+        out = run_model(model, x)
+    if bool(((select_score(out, t, score, model) - y).abs() <= tol).all()):
+        raise ValueError(
+            f"the explained score does not depend on layer {name!r}: replacing its whole output changes "
+            "nothing (a module that is not on the path to the output), so every ablation map would "
+            "be zero. Choose a layer that the model's output is computed from."
+        )
 
 
 # --------------------------------------------------------------------------- Score-CAM
@@ -237,11 +262,7 @@ def score_cam(
         size = tuple(x.shape[-2:])
         for start in range(0, pairs.shape[0], batch_size):
             idx_n, idx_k = pairs[start : start + batch_size].unbind(1)
-            up = upsample(a[idx_n, idx_k], size).to(x.dtype)
-            lo = up.flatten(1).amin(dim=1)[:, None, None]
-            hi = up.flatten(1).amax(dim=1)[:, None, None]
-            span = hi - lo
-            mask = torch.where(span > 0, (up - lo) / torch.where(span > 0, span, torch.ones_like(span)), torch.zeros_like(up))
+            mask = normalize(upsample(a[idx_n, idx_k], size).to(x.dtype), "minmax")
             out, channels_last = _forward_masked(model, x[idx_n] * mask[:, None], channels_last)
             masked[idx_n, idx_k] = select_score(out, t[idx_n], score, model)
         increase = masked - base[:, None]
@@ -289,7 +310,11 @@ def eigen_cam(
         x = check_input(x, model)
         a, _, t, y = _forward_capture(model, x, module, name, target, score)
         matrix = a.flatten(2).transpose(1, 2)  # (N, Z, K)
-        _, sigma, vh = torch.linalg.svd(matrix, full_matrices=False)
+        if matrix.dtype in LOW_PRECISION:  # no SVD in float16 / bfloat16: decompose in float32
+            _, sigma, vh = torch.linalg.svd(matrix.float(), full_matrices=False)
+            sigma, vh = sigma.to(a.dtype), vh.to(a.dtype)
+        else:
+            _, sigma, vh = torch.linalg.svd(matrix, full_matrices=False)
         v = vh[:, 0, :]
         total = v.sum(dim=1)
         largest = v.gather(1, v.abs().argmax(dim=1, keepdim=True)).squeeze(1)

@@ -68,7 +68,16 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from ._hooks import model_guard, outside_inference_mode
-from ._targets import check_input, check_model, check_score, resolve_target, run_model, score_gradient, select_score
+from ._targets import (
+    check_input,
+    check_model,
+    check_score,
+    refuse_underflow,
+    resolve_target,
+    run_model,
+    score_gradient,
+    select_score,
+)
 from .cam_family import grad_cam
 from .postprocess import upsample
 from .results import Attribution
@@ -243,7 +252,7 @@ def _modified_gradient(
             )
         t = resolve_target(target, out, model)
         y = select_score(out, t, score, model)
-        g = score_gradient(y, xi, "the input x")
+        g = refuse_underflow(score_gradient(y, xi, "the input x"), f"the {method} gradient")
     return Attribution(
         values=g.detach(),
         target=t,

@@ -36,7 +36,9 @@ from ._targets import (
     check_count,
     check_input,
     check_model,
+    check_real,
     check_score,
+    check_seed,
     find_layer,
     resolve_target,
     run_model,
@@ -134,6 +136,8 @@ def to_map(explanation: Any, size: Sequence[int] | None = None) -> Tensor:
             "pass the object a camlib method returned, or its .map / .values tensor."
         )
     maps = maps.detach()
+    if maps.is_complex():
+        raise TypeError(f"a map must hold real numbers; got dtype {maps.dtype}. Pass its .abs() or .real.")
     if not maps.is_floating_point():
         maps = maps.float()
     if maps.numel() == 0:
@@ -159,6 +163,12 @@ def _check_masks(masks: Tensor, n: int) -> Tensor:
         raise ValueError(
             f"{masks.shape[0]} masks for {n} maps: pass one mask per explained image."
         )
+    if masks.dtype != torch.bool:
+        if masks.is_complex() or not bool(((masks == 0) | (masks == 1)).all()):
+            raise ValueError(
+                f"masks must be bool (or hold only 0 and 1); got dtype {masks.dtype} with other values. "
+                "Threshold a soft mask yourself, e.g. masks > 0.5."
+            )
     return masks.bool()
 
 
@@ -184,7 +194,13 @@ def by_class(values: Tensor | MetricResult, labels: Tensor) -> dict[int, float]:
     categories; ``sum(by_class(r, labels).values()) / len(...)`` is that number.
     """
     v = values.values if isinstance(values, MetricResult) else values
+    if not isinstance(v, Tensor):
+        raise TypeError(f"values must be a MetricResult or a tensor (N,); got {type(v).__name__}.")
+    if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+        raise ValueError("values contain NaN or infinite values; a class mean of them means nothing.")
     labels = torch.as_tensor(labels).to(v.device)
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(f"labels must be integer class indices; got dtype {labels.dtype}. Use labels.long().")
     if labels.shape != v.shape:
         raise ValueError(f"labels shape {tuple(labels.shape)} differs from values shape {tuple(v.shape)}.")
     return {int(c): float(v[labels == c].double().mean()) for c in torch.unique(labels)}
@@ -216,7 +232,9 @@ def scaled_tolerance(size: int | Sequence[int], pixels: float = 15.0, reference:
     side = min(size) if isinstance(size, Sequence) else size
     if isinstance(side, bool) or not isinstance(side, (int, float)) or side <= 0:
         raise ValueError(f"size must be a positive image side or (H, W); got {size!r}.")
-    return int(round(float(pixels) * float(side) / float(reference)))
+    pixels = check_real(pixels, "pixels", minimum=0.0)
+    reference = check_real(reference, "reference", positive=True)
+    return int(round(pixels * float(side) / reference))
 
 
 def pointing_game(
@@ -239,6 +257,7 @@ def pointing_game(
     """
     if ties not in ("share", "any", "all", "first"):
         raise ValueError(f"ties must be 'share', 'any', 'all' or 'first', got {ties!r}.")
+    tolerance = check_count(tolerance, "tolerance (pixels)", minimum=0)
     maps, masks = _maps_and_masks(explanation, masks)
     masks = _dilate(masks, tolerance)
     flat = maps.flatten(1)
@@ -281,7 +300,8 @@ def iou(explanation: Any, masks: Tensor, threshold: float = 0.2) -> MetricResult
     compared. A map whose maximum is <= 0 selects no pixel. An empty union (empty region and
     empty mask) gives 0, like every localisation metric here on an empty mask.
     """
-    if not 0.0 <= float(threshold) < 1.0:
+    threshold = check_real(threshold, "threshold")
+    if not 0.0 <= threshold < 1.0:
         raise ValueError(f"threshold is a fraction of the maximum in [0, 1), got {threshold}.")
     maps, masks = _maps_and_masks(explanation, masks)
     flat = maps.flatten(1)
@@ -306,8 +326,16 @@ def auc(curves: Tensor) -> Tensor:
     ``auc = (sum_i c_i - c_0/2 - c_{T-1}/2) / (T - 1)``; works on the last axis. A constant
     curve ``p`` gives ``p``.
     """
-    if curves.shape[-1] < 2:
+    if not isinstance(curves, Tensor):
+        raise TypeError(f"curves must be a tensor (..., T); got {type(curves).__name__}. Use torch.as_tensor.")
+    if curves.ndim == 0 or curves.shape[-1] < 2:
         raise ValueError("a curve needs at least 2 points to have an area.")
+    if curves.is_complex() or curves.dtype == torch.bool:
+        raise TypeError(f"curves must hold real numbers; got dtype {curves.dtype}.")
+    if curves.is_floating_point() and not bool(torch.isfinite(curves).all()):
+        raise ValueError("curves contain NaN or infinite values; their area means nothing.")
+    if not curves.is_floating_point():
+        curves = curves.double()
     return (curves.sum(-1) - curves[..., 0] / 2 - curves[..., -1] / 2) / (curves.shape[-1] - 1)
 
 
@@ -317,10 +345,11 @@ def blur(x: Tensor, sigma: float = 5.0, kernel: int = 11) -> Tensor:
     RISE's insertion substrate uses ``kernel=11, sigma=5``. The kernel is
     ``exp(-d^2 / (2 sigma^2))`` normalised to sum 1, so a constant image is unchanged.
     """
-    if kernel % 2 != 1 or kernel < 1:
+    x = check_input(x)
+    kernel = check_count(kernel, "kernel")
+    if kernel % 2 != 1:
         raise ValueError(f"kernel must be an odd positive size, got {kernel}.")
-    if sigma <= 0:
-        raise ValueError(f"sigma must be > 0, got {sigma}.")
+    sigma = check_real(sigma, "sigma", positive=True)
     d = torch.arange(kernel, dtype=x.dtype, device=x.device) - kernel // 2
     g = torch.exp(-(d**2) / (2 * sigma**2))
     g = g / g.sum()
@@ -384,6 +413,7 @@ def _curves(
     check_score(score, model)
     steps = check_count(steps, "steps")
     batch_size = check_count(batch_size, "batch_size")
+    seed = check_seed(seed)
     if order not in ORDERS:
         raise ValueError(f"order must be 'morf' (most relevant first) or 'lerf' (least relevant first); got {order!r}.")
     if isinstance(substrate, str) or (callable(substrate) and not isinstance(substrate, Tensor)):
@@ -525,6 +555,8 @@ def average_drop(
     convention). Relative drop needs ``Y > 0``: a logit score with ``Y <= 0`` raises. Cost: 2
     forward passes per image.
     """
+    if not isinstance(relative, bool):
+        raise TypeError(f"relative must be True or False; got {relative!r}.")
     y, o, tgt = _confidence(model, x, explanation, target, score, baseline, batch_size)
     drop = (y - o).clamp_min(0)
     if relative:
@@ -635,14 +667,20 @@ def _param_layers(model: nn.Module) -> list[str]:
 
 
 def _reinit(module: nn.Module, seed: int) -> None:
+    """Re-initialise every parameter of ``module`` (its submodules' too, so that a named block such
+    as ``"features"`` is randomised whole), each submodule by its own ``reset_parameters()``."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        if hasattr(module, "reset_parameters"):
-            module.reset_parameters()
-        else:
-            with torch.no_grad():
-                for p in module.parameters(recurse=False):
-                    p.normal_(0.0, 0.02)
+        for sub in module.modules():
+            own = list(sub.parameters(recurse=False))
+            if not own:
+                continue
+            if hasattr(sub, "reset_parameters"):
+                sub.reset_parameters()
+            else:
+                with torch.no_grad():
+                    for p in own:
+                        p.normal_(0.0, 0.02)
 
 
 @outside_inference_mode
@@ -671,6 +709,7 @@ def randomization_test(
     """
     if not callable(method):
         raise TypeError("method must be a camlib method such as camlib.grad_cam.")
+    seed = check_seed(seed)
     model = check_model(model)
     x = check_input(x)
     if method_kwargs.get("layer") is not None:
@@ -683,6 +722,13 @@ def randomization_test(
         raise TypeError("layers must be a sequence of layer names, top first, e.g. ['fc', 'features.2'].")
     else:
         order = [find_layer(work, name, "layers")[0] for name in layers]
+        frozen = [name for name in order if not any(True for _ in modules[name].parameters())]
+        if frozen:
+            raise ValueError(
+                f"layers {frozen} have no parameters, so randomising them would change nothing and "
+                "the test would report a similarity of 1 for them. Name modules that own weights, "
+                f"e.g. {_param_layers(work)[:4]}."
+            )
     first = method(work, x, target=target, **method_kwargs)
     if hasattr(first, "target"):
         tgt = first.target

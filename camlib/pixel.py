@@ -32,6 +32,7 @@ from ._targets import (
     check_input,
     check_model,
     check_score,
+    refuse_underflow,
     resolve_target,
     run_model,
     score_gradient,
@@ -76,6 +77,7 @@ def saliency(
     with model_guard(model), torch.enable_grad():
         x = check_input(x, model)
         g, t, y = _input_gradient(model, x, target, score)
+        refuse_underflow(g, "the gradient of the score with respect to x")
     return Attribution(
         values=g.abs() if absolute else g, target=t, score=y, method="saliency", score_kind=score
     )
@@ -90,6 +92,7 @@ def gradient_x_input(
     with model_guard(model), torch.enable_grad():
         x = check_input(x, model)
         g, t, y = _input_gradient(model, x, target, score)
+        refuse_underflow(g, "the gradient of the score with respect to x")
     return Attribution(
         values=x.detach() * g, target=t, score=y, method="gradient_x_input", score_kind=score
     )
@@ -141,6 +144,7 @@ def integrated_gradients(
             pts = base[idx_n] + t_nodes[idx_k].view(shape) * diff[idx_n]
             g, _, _ = _input_gradient(model, pts, t[idx_n], score)
             total.index_add_(0, idx_n, g * w_nodes[idx_k].view(shape))
+        refuse_underflow(total, "the gradient summed along the path")
         values = diff * total
         delta = values.sum(dim=(1, 2, 3)) - (fx - fb)
     return Attribution(

@@ -18,7 +18,8 @@ Notation of docs/math.md §1: ``Z = h w``, ``s_k = sum_ij A^k_ij``.
   ``raw = sum_k W^k * A^k`` (element-wise) for weights (N, K, h, w).
 
 No rule adds an epsilon: divisions are masked where the denominator is 0, so nothing rescales
-the weights. Every function takes tensors of one floating dtype and returns that dtype.
+the weights. Every function takes finite tensors of one floating dtype (NaN or infinity raises a
+ValueError) and returns that dtype.
 """
 
 from __future__ import annotations
@@ -58,6 +59,17 @@ def _check_maps(activations: object, gradients: object) -> None:
             f"activations ({activations.dtype}) and gradients ({gradients.dtype}) must have the same "
             "dtype; convert one, e.g. gradients.to(activations.dtype)."
         )
+    _check_finite(activations=activations, gradients=gradients)
+
+
+def _check_finite(**tensors: Tensor) -> None:
+    """Refuse NaN or infinite values: a rule applied to them gives NaN weights, never an answer."""
+    for name, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise ValueError(
+                f"{name} contain NaN or infinite values; the weights and the map would be NaN. "
+                "Find where they came from (camlib's methods refuse non-finite inputs and outputs)."
+            )
 
 
 def _safe_div(num: Tensor, den: Tensor) -> Tensor:
@@ -158,7 +170,8 @@ def channel_weighted_sum(weights: Tensor, activations: Tensor) -> Tensor:
 
     ``weights`` are channel weights (N, K), one number per map, or element-wise weights
     (N, K, h, w), one number per activation (``raw = sum_k W^k * A^k``, as HiResCAM and
-    LayerCAM use). ``activations`` are (N, K, h, w); both must have the same floating dtype.
+    LayerCAM use). ``activations`` are (N, K, h, w); both must have the same floating dtype and
+    finite values (NaN or infinity raises a ValueError).
     """
     if not isinstance(weights, Tensor) or not isinstance(activations, Tensor):
         raise TypeError("weights and activations must be torch tensors.")
@@ -167,6 +180,8 @@ def channel_weighted_sum(weights: Tensor, activations: Tensor) -> Tensor:
             f"weights ({weights.dtype}) and activations ({activations.dtype}) must have the same dtype; "
             "convert one, e.g. weights.to(activations.dtype)."
         )
+    if activations.ndim == 4 and weights.ndim in (2, 4) and weights.shape[:2] == activations.shape[:2]:
+        _check_finite(weights=weights, activations=activations)
     if activations.ndim == 4 and weights.ndim == 2 and weights.shape == activations.shape[:2]:
         return torch.einsum("nk,nkhw->nhw", weights, activations)
     if activations.ndim == 4 and weights.shape == activations.shape:

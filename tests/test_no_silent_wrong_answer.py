@@ -342,3 +342,159 @@ def test_7_every_pixel_is_covered_and_windows_start_inside():
     occ = camlib.occlusion(gap_net(seed=1), images(n=1, size=9), patch=4, stride=4)
     assert occ.extras["rows"] == [0, 4, 8] and max(occ.extras["cols"]) < 9
     assert bool((occ.values != 0).all())
+
+
+# --------------------------------------------------------------------------- the methods added later
+
+NEW_METHODS = {
+    "hires_cam": lambda m, x, layer="features", **kw: camlib.hires_cam(m, x, layer, **kw),
+    "layer_cam": lambda m, x, layer="features", **kw: camlib.layer_cam(m, x, layer, **kw),
+    "ablation_cam": lambda m, x, layer="features", **kw: camlib.ablation_cam(m, x, layer, **kw),
+    "score_cam": lambda m, x, layer="features", **kw: camlib.score_cam(m, x, layer, **kw),
+    "eigen_cam": lambda m, x, layer="features", **kw: camlib.eigen_cam(m, x, layer, **kw),
+    "guided_backprop": lambda m, x, layer=None, **kw: camlib.guided_backprop(m, x, **kw),
+    "deconvnet": lambda m, x, layer=None, **kw: camlib.deconvnet(m, x, **kw),
+    "guided_grad_cam": lambda m, x, layer="features", **kw: camlib.guided_grad_cam(m, x, layer, **kw),
+    "smooth_grad": lambda m, x, layer=None, **kw: camlib.smooth_grad(m, x, camlib.saliency, samples=2, **kw),
+}
+
+
+@pytest.mark.parametrize("name", list(NEW_METHODS))
+def test_1_new_methods_explain_correctly_inside_inference_mode(name, gap_model, two_images):
+    expected = NEW_METHODS[name](gap_model, two_images, target=[1, 2])
+    with torch.inference_mode():
+        got = NEW_METHODS[name](gap_model, two_images.clone(), target=[1, 2])
+    assert float(_values(expected).abs().max()) > 0
+    assert torch.allclose(_values(got), _values(expected), rtol=0, atol=1e-12)
+    assert not any(t.is_inference() for t in _tensors(got))
+
+
+@pytest.mark.parametrize("name", list(NEW_METHODS))
+def test_2_new_methods_explain_a_compiled_model_through_its_original_module(name, gap_model, two_images):
+    expected = NEW_METHODS[name](gap_model, two_images, target=[0, 3])
+    got = NEW_METHODS[name](torch.compile(gap_model), two_images, target=[0, 3])
+    assert float(_values(expected).abs().max()) > 0
+    assert torch.allclose(_values(got), _values(expected), rtol=0, atol=1e-12)
+
+
+class DetachedInput(nn.Module):
+    """The score is computed from a detached copy of the input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = gap_net(seed=2)
+
+    def forward(self, x):
+        return self.net(x.detach())
+
+
+@pytest.mark.parametrize("name, model, layer", [
+    ("hires_cam", DetachedFeatures, "features"),
+    ("layer_cam", DetachedFeatures, "features"),
+    ("hires_cam", DetachedFeatures, "side"),
+    ("layer_cam", DetachedFeatures, "side"),
+    ("ablation_cam", DetachedFeatures, "side"),
+    ("guided_grad_cam", DetachedFeatures, "features"),
+    ("guided_backprop", DetachedInput, None),
+    ("deconvnet", DetachedInput, None),
+    ("guided_grad_cam", DetachedInput, "net.features"),
+    ("smooth_grad", DetachedInput, None),
+], ids=lambda v: v if isinstance(v, str) else getattr(v, "__name__", str(v)))
+def test_3_new_methods_refuse_a_layer_or_input_the_score_does_not_depend_on(name, model, layer):
+    with pytest.raises(ValueError, match="does not depend on"):
+        NEW_METHODS[name](model(), images(n=1, size=8), layer=layer)
+
+
+def test_3_ablation_cam_of_a_layer_followed_by_detach_is_still_explained():
+    """Ablation-CAM intervenes in the forward pass: a .detach() after the layer does not cut it off."""
+    got = camlib.ablation_cam(DetachedFeatures(), images(n=2, size=8), "features", target=[0, 1])
+    plain = DetachedFeatures()
+    plain.forward = lambda x: plain.fc(plain.pool(plain.features(x)))  # the same function, no detach
+    assert torch.allclose(got.raw, camlib.ablation_cam(plain, images(n=2, size=8), "features", target=[0, 1]).raw)
+
+
+@pytest.mark.parametrize("name", list(NEW_METHODS))
+def test_4_new_methods_explain_a_train_mode_model_in_eval_mode_and_change_nothing(name):
+    model, x = BNDropNet(), images(n=3, size=8)
+    expected = NEW_METHODS[name](model, x, target=[0, 1, 2])
+    model.train()
+    model.fc.weight.requires_grad_(False)
+    sentinel = torch.zeros_like(model.features[0].weight)
+    model.features[0].weight.grad = sentinel
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    got = NEW_METHODS[name](model, x, target=[0, 1, 2])
+    assert torch.allclose(_values(got), _values(expected), rtol=0, atol=1e-12)  # dropout off, running stats
+    assert all(m.training for m in model.modules())
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    assert model.features[0].weight.grad is sentinel and not model.fc.weight.requires_grad
+
+
+@pytest.mark.parametrize("name", list(NEW_METHODS))
+def test_6_new_methods_refuse_non_finite_input(name, gap_model, two_images):
+    x = two_images.clone()
+    x[1, 2, 3, 4] = float("nan")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        NEW_METHODS[name](gap_model, x)
+
+
+def _overflowing_half_model():
+    """Finite float16 input, but the logits exceed float16's range (max 65504)."""
+    model = gap_net(seed=1).half()
+    with torch.no_grad():
+        model.fc.weight.mul_(3e4)
+    return model
+
+
+OUTPUT_CALLS = {
+    **{name: (lambda fn: lambda m, x: fn(m, x))(fn) for name, fn in {**GRADIENT_METHODS, **NEW_METHODS}.items()},
+    "cam": lambda m, x: camlib.cam(m, x),
+    "occlusion": lambda m, x: camlib.occlusion(m, x, patch=4, stride=4),
+    "deletion": lambda m, x: metrics.deletion(m, x, torch.rand(2, 8, 8), steps=2),
+    "average_drop": lambda m, x: metrics.average_drop(m, x, torch.rand(2, 8, 8)),
+}
+
+
+@pytest.mark.parametrize("name", list(OUTPUT_CALLS))
+def test_6_a_model_output_that_overflows_is_refused_not_explained_as_nan(name):
+    with pytest.raises(ValueError, match="output contains NaN or infinite values although its input is finite"):
+        OUTPUT_CALLS[name](_overflowing_half_model(), images(n=2, size=8).float())
+
+
+@pytest.mark.parametrize("name", ["grad_cam", "saliency", "guided_backprop", "eigen_cam", "deletion"])
+def test_6_an_output_that_underflows_to_zero_is_refused_not_explained_as_a_zero_map(name):
+    """Logits of about 1e-10 (as a randomly initialised MobileNet gives) are all exactly 0 in float16."""
+    model = gap_net(seed=1).half()
+    with torch.no_grad():
+        for pname, p in model.named_parameters():
+            p.zero_() if pname.endswith("bias") else p.mul_(1e-3)
+    with pytest.raises(ValueError, match="exactly 0 in torch.float16: its values underflowed"):
+        OUTPUT_CALLS[name](model, images(n=2, size=8).float())
+
+
+@pytest.mark.parametrize("name", ["grad_cam", "hires_cam", "saliency", "gradient_x_input", "integrated_gradients",
+                                  "guided_backprop", "deconvnet"])
+def test_6_a_gradient_or_map_that_underflows_is_refused(name):
+    """float16 output = the fc bias (non-zero), but every product of two weights underflows."""
+    model = gap_net(seed=1).half()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(1e-4)
+    x = images(n=2, size=8).float()
+    assert bool(camlib._hooks.predict(model, x).any())
+    with pytest.raises(ValueError, match="underflowed"):
+        OUTPUT_CALLS[name](model, x)
+
+
+def test_6_eigen_cam_of_a_half_precision_model_decomposes_in_float32(gap_model, two_images):
+    expected = camlib.eigen_cam(gap_model, two_images, "features")
+    got = camlib.eigen_cam(gap_model.half(), two_images, "features")
+    assert got.raw.dtype == torch.float16
+    assert torch.allclose(got.raw.double(), expected.raw, rtol=2e-2, atol=2e-2 * float(expected.raw.abs().max()))
+
+
+def test_randomization_of_a_named_block_randomises_all_its_parameters(gap_model, two_images):
+    """``layers=["features"]`` names a Sequential that owns no parameter itself: its children are reset."""
+    res = metrics.randomization_test(camlib.grad_cam, gap_model, two_images, target=[0, 1], layers=["features"],
+                                     layer="features")
+    assert not torch.allclose(res.maps[1], res.maps[0])
+    assert bool((res.spearman[1] < 1).all())
