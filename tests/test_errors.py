@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 import camlib
-from camlib import axioms, metrics
+from camlib import axioms, metrics, weight_rules
 from tiny_nets import deep_head_net
 
 
@@ -141,6 +141,48 @@ CASES = [
      TypeError, "same dtype"),
     ("weighted-sum-shapes", lambda m, x: camlib.channel_weighted_sum(torch.rand(2, 2), torch.rand(2, 3, 4, 4)),
      ValueError, "weights must be"),
+    ("weighted-sum-nan", lambda m, x: camlib.channel_weighted_sum(torch.full((2, 3), float("nan")), torch.rand(2, 3, 4, 4)),
+     ValueError, "NaN or infinite"),
+    ("weight-rule-nan-gradients", lambda m, x: weight_rules.grad_cam_pp_weights(
+        torch.rand(2, 3, 4, 4), torch.rand(2, 3, 4, 4).masked_fill(torch.eye(4, dtype=torch.bool), float("nan"))),
+     ValueError, "gradients contain NaN"),
+    ("weight-rule-inf-activations", lambda m, x: weight_rules.xgrad_cam_weights(
+        torch.full((1, 2, 3, 3), float("inf")), torch.rand(1, 2, 3, 3)), ValueError, "activations contain NaN"),
+    # metrics: arguments other than the model, input and target
+    ("metric-seed-string", lambda m, x: metrics.deletion(m, x, torch.rand(2, 8, 8), steps=2, seed="a"), TypeError,
+     "seed must be an int"),
+    ("randomization-seed-float", lambda m, x: metrics.randomization_test(camlib.saliency, m, x, layers=["fc"], seed=0.5),
+     TypeError, "seed must be an int"),
+    ("randomization-layer-without-parameters", lambda m, x: metrics.randomization_test(
+        camlib.grad_cam, m, x, layer="features", layers=["pool"]), ValueError, r"\['pool'\] have no parameters"),
+    ("invariance-explainer-not-callable", lambda m, x: axioms.implementation_invariance("saliency", m, m, x), TypeError,
+     "explainer must be a camlib method"),
+    ("average-drop-relative-string", lambda m, x: metrics.average_drop(m, x, torch.rand(2, 8, 8), relative="yes"),
+     TypeError, "relative must be True or False"),
+    ("pointing-tolerance-float", lambda m, x: metrics.pointing_game(torch.rand(2, 8, 8), torch.ones(2, 8, 8, dtype=torch.bool),
+                                                                    tolerance=1.5), TypeError, "tolerance"),
+    ("pointing-tolerance-negative", lambda m, x: metrics.pointing_game(torch.rand(2, 8, 8), torch.ones(2, 8, 8, dtype=torch.bool),
+                                                                       tolerance=-1), ValueError, "at least 0"),
+    ("pointing-soft-masks", lambda m, x: metrics.pointing_game(torch.rand(2, 8, 8), torch.rand(2, 8, 8)), ValueError,
+     "masks > 0.5"),
+    ("iou-threshold-string", lambda m, x: metrics.iou(torch.rand(2, 8, 8), torch.ones(2, 8, 8, dtype=torch.bool),
+                                                      threshold="0.2"), TypeError, "threshold must be a number"),
+    ("to-map-complex", lambda m, x: metrics.to_map(torch.ones(2, 4, 4, dtype=torch.complex64)), TypeError, "real numbers"),
+    ("auc-list", lambda m, x: metrics.auc([[0.0, 1.0]]), TypeError, r"torch\.as_tensor"),
+    ("auc-nan", lambda m, x: metrics.auc(torch.tensor([[0.0, float("nan")]])), ValueError, "NaN or infinite"),
+    ("blur-one-image", lambda m, x: metrics.blur(x[0]), ValueError, r"unsqueeze\(0\)"),
+    ("blur-int-image", lambda m, x: metrics.blur(x.long()), TypeError, "floating-point"),
+    ("blur-nan-image", lambda m, x: metrics.blur(_nan(x)), ValueError, "NaN or infinite"),
+    ("blur-kernel-float", lambda m, x: metrics.blur(x, kernel=3.0), TypeError, "kernel must be an int"),
+    ("blur-sigma-nan", lambda m, x: metrics.blur(x, sigma=float("nan")), ValueError, "sigma must be finite"),
+    ("by-class-float-labels", lambda m, x: metrics.by_class(torch.rand(2), torch.tensor([0.5, 1.0])), TypeError,
+     "integer class indices"),
+    ("by-class-nan-values", lambda m, x: metrics.by_class(torch.tensor([float("nan"), 1.0]), torch.tensor([0, 1])),
+     ValueError, "NaN or infinite"),
+    ("scaled-tolerance-reference-zero", lambda m, x: metrics.scaled_tolerance(224, reference=0), ValueError,
+     "reference must be > 0"),
+    ("scaled-tolerance-pixels-nan", lambda m, x: metrics.scaled_tolerance(224, pixels=float("nan")), ValueError,
+     "pixels must be finite"),
 ]
 
 
