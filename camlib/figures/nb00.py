@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from torch import Tensor, nn
 
 from .._hooks import predict_with_layer
+from ..postprocess import normalize
 
 __all__ = ["filter_mosaic", "head_contributions", "first_layer_roles", "receptive_field", "key_figure"]
 
@@ -37,8 +38,7 @@ def filter_mosaic(weight: Tensor, columns: int = 8, gap: int = 1) -> Tensor:
     rows = -(-k // columns)
     canvas = torch.ones(rows * (kh + gap) - gap, columns * (kw + gap) - gap, 3)
     for index in range(k):
-        f = weight[index].detach().float()
-        f = (f - f.min()) / (f.max() - f.min()).clamp_min(1e-12)
+        f = normalize(weight[index : index + 1].detach().float())[0]
         r, c = divmod(index, columns)
         canvas[r * (kh + gap) : r * (kh + gap) + kh, c * (kw + gap) : c * (kw + gap) + kw] = f.permute(1, 2, 0)
     return canvas
