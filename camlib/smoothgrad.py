@@ -92,9 +92,18 @@ def smooth_grad(
             f"e.g. camlib.saliency; got {type(explainer).__name__}."
         )
     try:
-        takes_layer = "layer" in inspect.signature(explainer).parameters
+        parameters = inspect.signature(explainer).parameters
     except (TypeError, ValueError):  # builtins without a signature
-        takes_layer = False
+        parameters = None
+    takes_layer = parameters is not None and "layer" in parameters
+    if parameters is not None and not any(p.kind == p.VAR_KEYWORD for p in parameters.values()):
+        unknown = sorted(set(options) - set(parameters))
+        if unknown:
+            accepted = [n for n in parameters if n not in ("model", "x", "target", "score")]
+            raise TypeError(
+                f"{_explainer_name(explainer)} has no option {unknown}; the options smooth_grad can pass "
+                f"on to it are {accepted}."
+            )
     if takes_layer and "layer" not in options:
         raise TypeError(
             f"{_explainer_name(explainer)} takes a layer: smooth_grad averages pixel attributions, one "

@@ -148,6 +148,8 @@ CASES = [
      ValueError, "gradients contain NaN"),
     ("weight-rule-inf-activations", lambda m, x: weight_rules.xgrad_cam_weights(
         torch.full((1, 2, 3, 3), float("inf")), torch.rand(1, 2, 3, 3)), ValueError, "activations contain NaN"),
+    ("smooth-grad-unknown-option", lambda m, x: camlib.smooth_grad(m, x, camlib.saliency, samples=2, steps=4),
+     TypeError, r"saliency has no option \['steps'\]; the options smooth_grad can pass on to it are \['absolute'\]"),
     # metrics: arguments other than the model, input and target
     ("metric-seed-string", lambda m, x: metrics.deletion(m, x, torch.rand(2, 8, 8), steps=2, seed="a"), TypeError,
      "seed must be an int"),
