@@ -167,15 +167,21 @@ def test_ablation_falls_back_when_the_batch_cannot_grow(x, cls):
 
 
 def test_11_14_no_nan_at_zero_score_or_constant_channel(x):
+    """A score of exactly 0 that still depends on the layer (a score that does not depend on it at all
+    is refused, see tests/test_no_silent_wrong_answer.py): the drops are divided by 1, not by 0."""
     model = gap_net(seed=0)
     with torch.no_grad():
-        model.fc.weight[0] = 0.0
-        model.fc.bias[0] = 0.0  # class 0's logit is exactly 0
         model.features[2].weight[1] = 0.0
         model.features[2].bias[1] = 0.5  # channel 1 is the constant 0.5
+        model.fc.weight[0] = 0.0
+        model.fc.weight[0, 1] = 2.0
+        model.fc.bias[0] = -1.0  # class 0's logit is 2 * 0.5 - 1 = 0 exactly, and reads channel 1
     res = camlib.ablation_cam(model, x, "features", target=0)
     assert torch.equal(res.score, torch.zeros(3, dtype=DTYPE))
-    assert torch.isfinite(res.weights).all() and torch.equal(res.weights, torch.zeros_like(res.weights))
+    expected = torch.zeros(3, 5, dtype=DTYPE)
+    expected[:, 1] = 1.0  # zeroing channel 1 lowers the logit from 0 to -1
+    assert torch.equal(res.extras["drops"], expected)
+    assert torch.isfinite(res.weights).all() and torch.equal(res.weights, expected)
     other = camlib.ablation_cam(model, x, "features", target=2)
     assert torch.isfinite(other.weights).all()
     assert close(other.extras["drops"][:, 1], model.fc.weight[2, 1].detach() * 0.5 * torch.ones(3, dtype=DTYPE))
