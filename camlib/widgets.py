@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import html
 import math
+import numbers
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -235,7 +236,9 @@ def _images(images: Any, what: str = "images") -> Tensor:
 
 def _pick(images: Tensor, index: int, model: nn.Module) -> Tensor:
     """Image ``index`` as a batch of one, on the model's device and dtype."""
-    if isinstance(index, bool) or not 0 <= int(index) < images.shape[0]:
+    if isinstance(index, (bool, np.bool_)) or not isinstance(index, numbers.Integral):
+        raise TypeError(f"index must be an int (the image's position in the batch); got {index!r}.")
+    if not 0 <= int(index) < images.shape[0]:
         raise ValueError(f"index {index} is out of range: there are {images.shape[0]} images (0..{images.shape[0] - 1})")
     return check_input(images[int(index) : int(index) + 1], model)
 
@@ -250,7 +253,13 @@ def _class_names(model: nn.Module, n_out: int, class_names: Sequence[str] | None
 
 
 def _target_arg(target: int | None) -> int | None:
-    return None if target is None or int(target) < 0 else int(target)
+    """``None`` and a negative int (the explorers' "predicted class" entry) mean argmax; anything else
+    goes to camlib's target resolution unchanged, so a float is refused there, never truncated."""
+    if target is None:
+        return None
+    if isinstance(target, numbers.Integral) and not isinstance(target, (bool, np.bool_)) and int(target) < 0:
+        return None
+    return target
 
 
 def _name(names: Sequence[str], c: int) -> str:
@@ -444,7 +453,7 @@ def render_occlusion(
     model = check_model(model)
     x = _pick(_images(image, "image"), 0, model)
     base = _baseline(x, baseline)
-    attr = camlib.occlusion(model, x, target=_target_arg(target), patch=int(patch), stride=int(stride), baseline=base)
+    attr = camlib.occlusion(model, x, target=_target_arg(target), patch=patch, stride=stride, baseline=base)
     values = attr.values[0].mean(0).double().cpu()
     grid = attr.extras["windows"][0].double().cpu()  # (rows, cols) drops y(x) - y(x_{P <- b})
     n_rows, n_cols = grid.shape
@@ -716,7 +725,7 @@ def render_ig(
     model = check_model(model)
     x = _pick(_images(image, "image"), 0, model)
     base = _baseline(x, baseline)
-    attr = camlib.integrated_gradients(model, x, target=_target_arg(target), baseline=base, steps=int(steps), rule=rule)
+    attr = camlib.integrated_gradients(model, x, target=_target_arg(target), baseline=base, steps=steps, rule=rule)
     c = int(attr.target[0])
     fx, fb = float(attr.score[0]), float(attr.extras["baseline_score"][0])
     total = float(attr.values[0].double().sum())
@@ -997,7 +1006,9 @@ def render_real_network(
     """
     from .figures import nb09
 
-    if isinstance(index, bool) or not 0 <= int(index) < images.shape[0]:
+    if isinstance(index, (bool, np.bool_)) or not isinstance(index, numbers.Integral):
+        raise TypeError(f"index must be an int (the image's position in the batch); got {index!r}.")
+    if not 0 <= int(index) < images.shape[0]:
         raise ValueError(f"index {index} is out of range: there are {images.shape[0]} images")
     if output not in REAL_OUTPUTS:
         raise ValueError(f"output must be one of {REAL_OUTPUTS}, got {output!r}")

@@ -498,3 +498,30 @@ def test_randomization_of_a_named_block_randomises_all_its_parameters(gap_model,
                                      layer="features")
     assert not torch.allclose(res.maps[1], res.maps[0])
     assert bool((res.spearman[1] < 1).all())
+
+
+WIDGET_CALLS = {
+    "render_cam": lambda w, m, x, **kw: w.render_cam(m, x, layer="features", **kw),
+    "render_beyond": lambda w, m, x, **kw: w.render_beyond(m, x, method="Grad-CAM", **kw),
+    "render_comparison": lambda w, m, x, **kw: w.render_comparison(m, x, torch.ones(2, 8, 8, dtype=torch.bool), **kw),
+    "render_occlusion": lambda w, m, x, index=0, **kw: w.render_occlusion(m, x[index], patch=4, stride=4, **kw),
+    "render_ig": lambda w, m, x, index=0, **kw: w.render_ig(m, x[index], steps=4, **kw),
+}
+
+
+@pytest.mark.parametrize("name", list(WIDGET_CALLS))
+def test_5_widgets_refuse_a_float_target_instead_of_truncating_it(name):
+    from camlib import widgets
+
+    model, x = gap_net(seed=1).float(), images(n=2, size=8).float()
+    with pytest.raises(TypeError, match="Do not round a float"):
+        WIDGET_CALLS[name](widgets, model, x, target=1.7)
+    WIDGET_CALLS[name](widgets, model, x, target=-1)  # the explorers' "predicted class" entry
+
+
+@pytest.mark.parametrize("name", ["render_cam", "render_beyond", "render_comparison"])
+def test_5_widgets_refuse_a_float_image_index(name):
+    from camlib import widgets
+
+    with pytest.raises(TypeError, match="index must be an int"):
+        WIDGET_CALLS[name](widgets, gap_net(seed=1).float(), images(n=2, size=8).float(), index=1.5)
