@@ -223,3 +223,22 @@ def test_black_counterexample_rejects_maps_on_the_object_and_maps_that_lose():
     corner = (-(rows + cols)).float().expand(48, 64, 64).clone()  # removes one corner first: a clean black blob
     _reject(nb08.check_black_counterexample, corner, "scattered")
     _raises(nb08.check_black_counterexample, torch.rand(3, 64, 64), "one map per image")
+
+
+# ----------------------------------------------------------------------------- an unanswered exercise
+
+
+@pytest.mark.parametrize(
+    "check, arity",
+    [(nb08.check_pointing_hits, 2), (nb08.check_paired_interval, 4), (nb08.check_substrate_design, 2)],
+    ids=["pointing_hits", "paired_interval", "substrate_design"],
+)
+def test_an_unanswered_exercise_stops_with_not_implemented(check, arity):
+    """The student version's stub raises NotImplementedError; the check lets it through unchanged."""
+
+    def stub(*args):
+        assert len(args) == arity
+        raise NotImplementedError()
+
+    with pytest.raises(NotImplementedError):
+        check(stub)

@@ -219,8 +219,11 @@ def spurious_lesson(n: int = 300) -> dict[str, Any]:
     return out
 
 
-def measure(sizes: dict[str, int] | None = None) -> dict[str, Any]:
+def measure(sizes: dict[str, int] | None = None, known: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything notebook 08 shows (deterministic): checks, tables, cascade, permuted labels, shortcut.
+
+    ``known``: a :func:`known_answer` already computed with the same sizes (the notebook shows it
+    first), reused instead of computed again.
 
     Returns ``"known_answer"`` (:func:`known_answer`), ``"gap"`` and ``"fc"``
     (:class:`camlib.evaluation.Evaluation`; the ``gap`` one with the permuted-label comparison and
@@ -241,7 +244,7 @@ def measure(sizes: dict[str, int] | None = None) -> dict[str, Any]:
     fc = evaluation.evaluate(camlib.models.load_model("fc"), data.images, data.labels, data.masks, name="fc",
                              methods=fc_methods, references=False, **common)
     return {
-        "known_answer": known_answer(s["n_check"], s["steps"]),
+        "known_answer": known_answer(s["n_check"], s["steps"]) if known is None else known,
         "gap": gap,
         "fc": fc,
         "spurious": spurious_lesson(s["n"]),
