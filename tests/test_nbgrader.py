@@ -5,11 +5,14 @@ One course folder, one assignment holding every master notebook:
 * ``nbgrader generate_assignment`` must accept every master (a prose line that names a solution
   marker makes it fail and drop the whole assignment), and its release versions must agree,
   cell by cell, with the student versions that ``camlib.exercises.student`` builds;
-* ``nbgrader autograde`` then grades three submissions: every master's solutions typed into
-  the released notebook (full marks on every notebook), and, on the quickest notebook only (an
-  autograde executes whole notebooks, so the suite's time budget allows one more of each), a
-  submission with one wrong answer whose check cell was also tampered with (nbgrader restores
-  the locked check, so exactly one point is lost) and an untouched one (zero).
+* the gradebook that ``generate_assignment`` writes gives every master as many autograded points
+  as it has check cells (at least two);
+* ``nbgrader autograde`` then grades three submissions of the quickest notebook (an autograde
+  executes whole notebooks; that every master's solutions pass its checks is what nbval checks when
+  it runs the masters, so executing every notebook once more here would only spend the suite's time
+  budget): the solutions typed into the released notebook (full marks), one wrong answer whose
+  check cell was also tampered with (nbgrader restores the locked check, so exactly one point is
+  lost) and an untouched one (zero).
 
 Scores are the autograded ("code") scores from nbgrader's gradebook; the prose answers are
 manually graded cells and have no automatic score.
@@ -103,28 +106,28 @@ def graded(tmp_path_factory):
     generated = _nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
     released = {p.stem: nbformat.read(p, as_version=4) for p in sorted((course / "release" / ASSIGNMENT).glob("*.ipynb"))}
 
-    for path in MASTERS:
-        answers = _answers(nbformat.read(path, as_version=4))
-        solved = copy.deepcopy(released[path.stem])
-        for cell in solved.cells:
-            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-            if grade_id in answers:
-                cell.source = answers[grade_id]
-        _submit(course, "solutions", path.stem, solved)
-        if path.stem != QUICK:
-            continue
-        _submit(course, "untouched", path.stem, released[path.stem])
-        _submit(course, "one-wrong", path.stem, _one_wrong_answer(solved))
-
-    autograded = _nbgrader(course, "autograde", ASSIGNMENT, "--force", "--create")
     from nbgrader.api import Gradebook
 
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        maxima = {nb.name: nb.max_code_score for nb in gradebook.find_assignment(ASSIGNMENT).notebooks}
+
+    answers = _answers(nbformat.read(ROOT / "notebooks" / f"{QUICK}.ipynb", as_version=4))
+    solved = copy.deepcopy(released[QUICK])
+    for cell in solved.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id in answers:
+            cell.source = answers[grade_id]
+    _submit(course, "solutions", QUICK, solved)
+    _submit(course, "untouched", QUICK, released[QUICK])
+    _submit(course, "one-wrong", QUICK, _one_wrong_answer(solved))
+
+    autograded = _nbgrader(course, "autograde", ASSIGNMENT, "--force", "--create")
     scores = {}
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
         for who in ("solutions", "one-wrong", "untouched"):
             for notebook in gradebook.find_submission(ASSIGNMENT, who).notebooks:
                 scores[who, notebook.name] = (notebook.code_score, notebook.max_code_score)
-    return {"released": released, "scores": scores, "log": generated.stderr + autograded.stderr}
+    return {"released": released, "maxima": maxima, "scores": scores, "log": generated.stderr + autograded.stderr}
 
 
 def test_every_master_generates_and_matches_the_student_version(graded):
@@ -142,12 +145,17 @@ def test_every_master_generates_and_matches_the_student_version(graded):
             )
 
 
-def test_solutions_get_full_marks_on_every_notebook(graded):
+def test_every_master_has_one_autograded_point_per_check_cell(graded):
+    assert sorted(graded["maxima"]) == [p.stem for p in MASTERS]
     for path in MASTERS:
-        score, maximum = graded["scores"]["solutions", path.stem]
-        assert maximum >= 2 and score == maximum, f"{path.name}: solutions scored {score}/{maximum}"
+        maximum = graded["maxima"][path.stem]
         checks = sum(student.is_check_cell(c) for c in nbformat.read(path, as_version=4).cells)
-        assert maximum == checks, f"{path.name}: {maximum} autograded points for {checks} check cells"
+        assert maximum >= 2 and maximum == checks, f"{path.name}: {maximum} autograded points for {checks} check cells"
+
+
+def test_solutions_get_full_marks(graded):
+    score, maximum = graded["scores"]["solutions", QUICK]
+    assert maximum == graded["maxima"][QUICK] and score == maximum, f"{QUICK}: solutions scored {score}/{maximum}"
 
 
 def test_one_wrong_answer_loses_exactly_its_point_even_with_its_check_removed(graded):
