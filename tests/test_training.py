@@ -8,7 +8,6 @@ The slow tests retrain the bundled models from scratch with the recorded seed (a
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 import torch
@@ -94,13 +93,9 @@ def test_unknown_model_name():
 @pytest.mark.parametrize("name", models.MODEL_NAMES)
 def test_retraining_reproduces_recorded_accuracy(name, tmp_path, capsys):
     recorded = models.weights_info()[name]
-    t0 = time.perf_counter()
     training.main(["--only", name, "--out", str(tmp_path)])
-    elapsed = time.perf_counter() - t0
     out = capsys.readouterr().out
     assert f"{name}:" in out and "training" in out
     fresh = json.loads((tmp_path / "weights.json").read_text())[name]
     for key, acc in recorded["accuracy"].items():
         assert abs(fresh["accuracy"][key] - acc) <= 0.01, (key, fresh["accuracy"][key], acc)
-    # generous bound: about 1-2 minutes on 2 idle cores, slower on a busy CI runner
-    assert elapsed < 600, elapsed
