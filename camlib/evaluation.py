@@ -35,10 +35,11 @@ attribution summed over its channels, signed), explained for the image's **true 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -146,6 +147,23 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "occlusion": {"patch": 16, "stride": 8},
     "smooth_grad": {"samples": 16, "noise_level": 0.15},
 }
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """Run the block on one intra-op thread, then restore the caller's setting.
+
+    The course models on batches of 32 small images gain little from a second thread, and on two
+    cores shared with other work a second OpenMP thread spins at every barrier while the first is
+    descheduled: the known-answer check of notebook 08 measured 4.3 s of CPU on one thread against
+    83.6 s on two, on the same busy 2-core machine (and 5.5 s against 5.5 s on idle cores).
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def available_methods(names: Sequence[str] = METHODS) -> tuple[str, ...]:

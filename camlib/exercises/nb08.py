@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import torch
@@ -29,6 +30,19 @@ __all__ = [
     "check_substrate_design",
     "check_black_counterexample",
 ]
+
+
+def _on_one_thread(check: Callable[..., None]) -> Callable[..., None]:
+    """Run a check that scores deletion curves on one thread (see ``camlib.evaluation._one_thread``)."""
+
+    @functools.wraps(check)
+    def wrapped(*args, **kwargs):
+        from ..evaluation import _one_thread
+
+        with _one_thread():
+            return check(*args, **kwargs)
+
+    return wrapped
 
 
 def _close(a: Tensor, b: Tensor) -> bool:
@@ -330,6 +344,7 @@ def _known_answer_images(n: int = 48):
     return model, shapes.images, shapes.masks, shapes.labels
 
 
+@_on_one_thread
 def check_substrate_design(fn: Callable[[Tensor, Tensor], Tensor], n: int = 48, steps: int = 8) -> None:
     """Check a substrate ``fn(x, removed) -> images`` with the known-answer check of deletion.
 
@@ -390,6 +405,7 @@ def check_substrate_design(fn: Callable[[Tensor, Tensor], Tensor], n: int = 48, 
 # --------------------------------------------------------------------------- a counterexample
 
 
+@_on_one_thread
 def check_black_counterexample(maps: Tensor, n: int = 48, steps: int = 8, slack: float = 0.01) -> None:
     """Check a counterexample to "a low black-fill deletion AUC means the map finds what the model uses".
 

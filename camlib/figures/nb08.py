@@ -135,6 +135,14 @@ def known_answer(n: int = SIZES["n_check"], steps: int = SIZES["steps"], checked
     import camlib
     from camlib import evaluation, metrics
 
+    with evaluation._one_thread():
+        return _known_answer(n, steps, checked)
+
+
+def _known_answer(n: int, steps: int, checked) -> dict[str, Any]:
+    import camlib
+    from camlib import evaluation, metrics
+
     model = evaluation.fast_copy(camlib.models.load_model("gap"))
     data = camlib.data.test_set()[:n]
     refs = evaluation.reference_maps(data.masks)
@@ -253,7 +261,14 @@ def measure(sizes: dict[str, int] | None = None, known: dict[str, Any] | None = 
     import camlib
     from camlib import evaluation
 
-    s = dict(SIZES, **(sizes or {}))
+    with evaluation._one_thread():
+        return _measure(dict(SIZES, **(sizes or {})), known)
+
+
+def _measure(s: dict[str, int], known: dict[str, Any] | None) -> dict[str, Any]:
+    import camlib
+    from camlib import evaluation
+
     torch.manual_seed(0)
     data = camlib.data.test_set()
     common = {"n": s["n"], "n_faithful": s["n_faithful"], "n_costly": s["n_costly"], "n_sanity": s["n_sanity"],
