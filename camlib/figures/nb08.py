@@ -9,7 +9,7 @@ it, every mean with its n and a 95 % bootstrap interval):
   each substrate and order (the object mask against a random map, the centre prior and the
   inverted mask), with the mean curves;
 * :func:`measure` -- the notebook's whole measurement: the checks, the table of every method on
-  the ``gap`` model, the ``fc`` model's CAM family, the cascade, the permuted-label model and
+  the ``gap`` model but the two of :data:`LEFT_TO_BENCHMARK`, the ``fc`` model's CAM family, the cascade, the permuted-label model and
   the shortcut model, at the sizes of :data:`SIZES` (the notebook's time budget);
   ``benchmarks/evaluation_table.py`` runs the same code on the whole held-out set;
 * :func:`key_figure` (the figure saved as ``figures/08_evaluating_explanations.png``),
@@ -333,7 +333,7 @@ def key_figure(results: dict[str, Any] | None = None) -> Figure:
         labels.append(f"{LABELS[row]} (n<={n})")
     axes[0].set_yticklabels(labels, fontsize=7)
     fig.suptitle(
-        "Every method on the gap model: mean and 95 % bootstrap interval; grey rows are the maps with a known answer, "
+        "The methods on the gap model (SmoothGrad and Score-CAM: benchmarks/evaluation_table.py): mean and 95 % bootstrap interval; grey rows are the maps with a known answer, "
         "the dashed line is the random map",
         fontsize=9,
     )
