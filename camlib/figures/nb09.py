@@ -39,6 +39,7 @@ from matplotlib.patches import Circle
 from torch import Tensor, nn
 
 import camlib
+from camlib import evaluation
 from camlib.models import ONET_LANDMARKS
 from camlib.plotting import draw_map, map_scale, to_display
 
@@ -96,37 +97,11 @@ PIXEL_METHODS: tuple[str, ...] = (
     "guided_backprop",
     "guided_grad_cam",
 )
-#: CAM-family methods (explain a layer), in display order; those camlib lacks are skipped.
-CAM_METHODS: tuple[str, ...] = (
-    "grad_cam",
-    "grad_cam_plus",
-    "grad_cam_pp",
-    "xgrad_cam",
-    "hires_cam",
-    "layer_cam",
-    "ablation_cam",
-    "score_cam",
-    "eigen_cam",
-)
-#: Display names.
-LABELS: dict[str, str] = {
-    "occlusion": "occlusion",
-    "saliency": "saliency",
-    "gradient_x_input": "gradient x input",
-    "integrated_gradients": "Integrated Gradients",
-    "smooth_grad": "SmoothGrad",
-    "guided_backprop": "guided backprop",
-    "guided_grad_cam": "Guided Grad-CAM",
-    "grad_cam": "Grad-CAM",
-    "grad_cam_plus": "Grad-CAM+",
-    "grad_cam_pp": "Grad-CAM++",
-    "xgrad_cam": "XGrad-CAM",
-    "hires_cam": "HiResCAM",
-    "layer_cam": "LayerCAM",
-    "ablation_cam": "Ablation-CAM",
-    "score_cam": "Score-CAM",
-    "eigen_cam": "Eigen-CAM",
-}
+#: CAM-family methods (explain a layer), in the evaluation table's order; those camlib lacks are
+#: skipped. CAM itself is left out: it needs a global-average-pooled linear head, and O-Net has none.
+CAM_METHODS: tuple[str, ...] = tuple(m for m in evaluation.CAM_METHODS if m != "cam")
+#: Display names: the evaluation table's.
+LABELS: dict[str, str] = {m: evaluation.LABELS[m] for m in PIXEL_METHODS + CAM_METHODS}
 #: The layers of O-Net's face path, from the face logits down (the cascading randomisation test);
 #: the box and landmark layers are left out because the face score does not read them.
 RANDOMISED_LAYERS: tuple[str, ...] = (
